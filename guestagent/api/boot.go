@@ -1,0 +1,34 @@
+package api
+
+// The boot contract between the image builder (vmimage) and the guest agent.
+
+// InitramfsModules are loaded by the initramfs, in this order, before the root is mounted.
+// The image builder ships each (uncompressed) with its dependencies, and lists the files
+// in load order in InitramfsModuleList; modules the kernel has built in are skipped.
+var InitramfsModules = []string{
+	"virtio_pci", "virtio_blk", "virtio_console", "squashfs", "overlay",
+}
+
+// RootModules are loaded by the guest agent after switch_root with one `modprobe -a`.
+// The image ships them and their dependencies in the root, with modules.dep from depmod.
+var RootModules = []string{
+	"virtio_net", "virtio_rng", "vmw_vsock_virtio_transport", "9p", "9pnet_virtio",
+	"ext4", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
+	"nf_nat", "nf_conntrack", "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "xt_nat",
+	"xt_tcpudp", "xt_mark", "iptable_nat", "iptable_filter", "ip6table_nat", "ip6table_filter",
+	"overlay", "tun",
+}
+
+// Paths inside the guest that the image builder and the agent agree on.
+const (
+	// InitramfsModuleList holds one module path (relative to the initramfs root) per line,
+	// dependencies first.
+	InitramfsModuleList = "/etc/machine/initramfs-modules"
+	// AgentPath is the guest agent inside the root image (it is /init in the initramfs).
+	AgentPath = "/sbin/machine-guestagent"
+	// VersionsPath holds a JSON Versions written by the image builder.
+	VersionsPath = "/etc/machine/versions.json"
+	// DataMount is where the data disk is mounted; /var/lib/docker, /var/lib/containerd and
+	// machine state are bind mounts of folders in it.
+	DataMount = "/mnt/data"
+)

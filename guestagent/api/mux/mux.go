@@ -1,0 +1,344 @@
+// Package mux carries many host<->guest streams over one byte stream (a virtio-serial port)
+// when the hypervisor has no vsock. It uses hashicorp/yamux; each stream opens with a 4-byte
+// big-endian service number, and the guest answers one status byte before any data flows, so
+// dialing a service the guest does not serve fails at once instead of yielding a dead stream.
+//
+// Both sides live here because the framing is part of the wire contract: the host uses
+// Client.DialGuest, the guest uses Server.Listen and Server.Serve.
+package mux
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Status bytes the guest writes after reading a stream's service header.
+const (
+	statusOK        byte = 0
+	statusNoService byte = 1
+)
+
+// ErrNoService is returned by DialGuest when the guest does not serve the service.
+var ErrNoService = errors.New("guest does not serve this service")
+
+func config() *yamux.Config {
+	c := yamux.DefaultConfig()
+	// The serial port is only read once the guest agent runs; keepalive pings written before
+	// that would time out and tear the session down. QEMU exiting is how the host learns the
+	// guest is gone.
+	c.EnableKeepAlive = false
+	c.LogOutput = io.Discard
+	// A stream closed on one side is reset after this long if the peer never closes its side.
+	c.StreamCloseTimeout = 30 * time.Second
+	c.ConnectionWriteTimeout = 30 * time.Second
+	return c
+}
+
+// Client is the host end of the channel.
+type Client struct {
+	sess *yamux.Session
+}
+
+// NewClient starts the host end over conn (the host side of the serial port).
+func NewClient(conn io.ReadWriteCloser) (*Client, error) {
+	s, err := yamux.Client(conn, config())
+	if err != nil {
+		return nil, fmt.Errorf("guest channel: %w", err)
+	}
+	return &Client{sess: s}, nil
+}
+
+// DialGuest opens a stream to service in the guest. It blocks until the guest agent accepts
+// the stream or ctx ends; before the agent runs, the request waits in the serial port.
+func (c *Client) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
+	st, err := c.sess.OpenStream()
+	if err != nil {
+		return nil, fmt.Errorf("guest channel: open stream for service %d: %w", service, err)
+	}
+	conn := &Conn{Stream: st}
+	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], service)
+	if _, err := st.Write(hdr[:]); err != nil {
+		conn.Close()
+		return nil, dialErr(ctx, service, err)
+	}
+	var status [1]byte
+	if _, err := io.ReadFull(st, status[:]); err != nil {
+		conn.Close()
+		return nil, dialErr(ctx, service, err)
+	}
+	if !stop() {
+		conn.Close()
+		return nil, dialErr(ctx, service, ctx.Err())
+	}
+	if status[0] != statusOK {
+		conn.Close()
+		return nil, fmt.Errorf("guest channel: service %d: %w", service, ErrNoService)
+	}
+	return conn, nil
+}
+
+func dialErr(ctx context.Context, service uint32, err error) error {
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return fmt.Errorf("guest channel: dial service %d: %w", service, err)
+}
+
+// Done is closed when the session ends (the serial port closed or failed).
+func (c *Client) Done() <-chan struct{} { return c.sess.CloseChan() }
+
+// Close ends the session and every stream on it.
+func (c *Client) Close() error { return c.sess.Close() }
+
+// Server is the guest end of the channel.
+type Server struct {
+	sess *yamux.Session
+
+	mu        sync.Mutex
+	listeners map[uint32]*listener
+}
+
+// NewServer starts the guest end over conn (the opened /dev/virtio-ports device).
+func NewServer(conn io.ReadWriteCloser) (*Server, error) {
+	s, err := yamux.Server(conn, config())
+	if err != nil {
+		return nil, fmt.Errorf("guest channel: %w", err)
+	}
+	return &Server{sess: s, listeners: map[uint32]*listener{}}, nil
+}
+
+// Listen returns a listener for streams the host opens to service. Call it before Serve
+// accepts streams for that service, or they are refused with ErrNoService.
+func (s *Server) Listen(service uint32) (net.Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.listeners[service]; ok {
+		return nil, fmt.Errorf("guest channel: service %d already has a listener", service)
+	}
+	l := &listener{srv: s, service: service, conns: make(chan net.Conn), done: make(chan struct{})}
+	s.listeners[service] = l
+	return l, nil
+}
+
+// Serve accepts streams until the session ends or ctx is done, and hands each to the listener
+// of the service its header names.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.sess.Close() })
+	defer stop()
+	for {
+		st, err := s.sess.AcceptStream()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("guest channel: %w", err)
+		}
+		go s.route(ctx, &Conn{Stream: st})
+	}
+}
+
+func (s *Server) route(ctx context.Context, c *Conn) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	service := binary.BigEndian.Uint32(hdr[:])
+	s.mu.Lock()
+	l := s.listeners[service]
+	s.mu.Unlock()
+	if l == nil {
+		c.Write([]byte{statusNoService})
+		c.Close()
+		return
+	}
+	if _, err := c.Write([]byte{statusOK}); err != nil {
+		c.Close()
+		return
+	}
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	case <-ctx.Done():
+		c.Close()
+	}
+}
+
+// Close ends the session.
+func (s *Server) Close() error { return s.sess.Close() }
+
+type listener struct {
+	srv     *Server
+	service uint32
+	conns   chan net.Conn
+	once    sync.Once
+	done    chan struct{}
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, &net.OpError{Op: "accept", Net: "mux", Addr: l.Addr(), Err: net.ErrClosed}
+	case <-l.srv.sess.CloseChan():
+		return nil, &net.OpError{Op: "accept", Net: "mux", Addr: l.Addr(), Err: net.ErrClosed}
+	}
+}
+
+func (l *listener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.srv.mu.Lock()
+		delete(l.srv.listeners, l.service)
+		l.srv.mu.Unlock()
+	})
+	return nil
+}
+
+func (l *listener) Addr() net.Addr { return Addr(l.service) }
+
+// Addr is the address of a service on the channel.
+type Addr uint32
+
+func (a Addr) Network() string { return "mux" }
+func (a Addr) String() string  { return fmt.Sprintf("service:%d", uint32(a)) }
+
+// Conn is one stream. yamux's Close only half-closes (it sends FIN and keeps reading), so Conn
+// maps that to CloseWrite and makes Close a full close: later reads and writes fail with
+// net.ErrClosed as on any other net.Conn.
+type Conn struct {
+	*yamux.Stream
+
+	mu            sync.Mutex
+	closed        bool
+	readDeadline  time.Time
+	writeDeadline time.Time
+}
+
+// yamux only checks deadlines while an operation blocks; net.Conn requires an expired
+// deadline to fail the next call at once, so Conn checks them first.
+
+// SetDeadline sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline implements net.Conn.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.readDeadline = t
+	c.mu.Unlock()
+	return c.Stream.SetReadDeadline(t)
+}
+
+// SetWriteDeadline implements net.Conn.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.writeDeadline = t
+	c.mu.Unlock()
+	return c.Stream.SetWriteDeadline(t)
+}
+
+// check fails an operation on a closed conn or past its deadline.
+func (c *Conn) check(op string, deadline func() time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.opErr(op, net.ErrClosed)
+	}
+	if d := deadline(); !d.IsZero() && !time.Now().Before(d) {
+		return c.opErr(op, timeoutError{})
+	}
+	return nil
+}
+
+// CloseWrite sends EOF to the peer; reading goes on until the peer closes its side.
+func (c *Conn) CloseWrite() error {
+	if c.isClosed() {
+		return c.opErr("close", net.ErrClosed)
+	}
+	return c.Stream.Close()
+}
+
+// Close closes both directions.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.closed = true
+	c.mu.Unlock()
+	// Unblock pending reads and writes now; yamux itself resets the stream after
+	// StreamCloseTimeout if the peer never closes its side.
+	c.Stream.SetDeadline(time.Unix(1, 0))
+	err := c.Stream.Close()
+	if errors.Is(err, yamux.ErrSessionShutdown) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.check("read", func() time.Time { return c.readDeadline }); err != nil {
+		return 0, err
+	}
+	n, err := c.Stream.Read(b)
+	return n, c.mapErr("read", err)
+}
+
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.check("write", func() time.Time { return c.writeDeadline }); err != nil {
+		return 0, err
+	}
+	n, err := c.Stream.Write(b)
+	return n, c.mapErr("write", err)
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *Conn) mapErr(op string, err error) error {
+	switch {
+	case err == nil || err == io.EOF:
+		return err
+	case c.isClosed():
+		return c.opErr(op, net.ErrClosed)
+	case errors.Is(err, yamux.ErrTimeout):
+		return c.opErr(op, timeoutError{})
+	}
+	return c.opErr(op, err)
+}
+
+func (c *Conn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "mux", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// timeoutError satisfies net.Error so callers (and nettest) recognise deadline expiry, and
+// unwraps to os.ErrDeadlineExceeded.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+func (timeoutError) Unwrap() error   { return os.ErrDeadlineExceeded }

@@ -1,0 +1,165 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/nettest"
+)
+
+// pair connects a Client and a Server over an in-memory pipe, as the serial port would.
+func pair(t *testing.T) (*Client, *Server) {
+	t.Helper()
+	hc, gc := socketPair(t)
+	cl, err := NewClient(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := NewServer(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		cl.Close()
+		<-done
+	})
+	return cl, sv
+}
+
+func TestConnConformance(t *testing.T) {
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		cl, sv := pairNoCleanup()
+		l, err := sv.Listen(7)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := l.Accept()
+			accepted <- c
+		}()
+		c1, err = cl.DialGuest(context.Background(), 7)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c2 = <-accepted
+		return c1, c2, func() {
+			c1.Close()
+			c2.Close()
+			l.Close()
+			cl.Close()
+			sv.Close()
+		}, nil
+	})
+}
+
+func pairNoCleanup() (*Client, *Server) {
+	hc, gc := socketPair(nil)
+	cl, _ := NewClient(hc)
+	sv, _ := NewServer(gc)
+	go sv.Serve(context.Background())
+	return cl, sv
+}
+
+func TestHalfClose(t *testing.T) {
+	cl, sv := pair(t)
+	l, err := sv.Listen(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guest side echoes everything until EOF, then writes a trailer and closes.
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		c.Write(append(b, []byte(" done")...))
+	}()
+	c, err := cl.DialGuest(context.Background(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "hello done" {
+		t.Fatalf("read %q after half-close, want %q", got, "hello done")
+	}
+}
+
+func TestDialUnknownService(t *testing.T) {
+	cl, _ := pair(t)
+	_, err := cl.DialGuest(context.Background(), 12345)
+	if !errors.Is(err, ErrNoService) {
+		t.Fatalf("dial unknown service: err = %v, want ErrNoService", err)
+	}
+}
+
+func TestDialWaitsForGuestThenHonoursContext(t *testing.T) {
+	hc, _ := socketPair(t) // nobody reads the guest end: the agent has not started
+	cl, err := NewClient(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = cl.DialGuest(ctx, 1)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial with no guest: err = %v, want deadline exceeded", err)
+	}
+}
+
+func TestListenerCloseUnblocksAccept(t *testing.T) {
+	_, sv := pair(t)
+	l, _ := sv.Listen(3)
+	errc := make(chan error, 1)
+	go func() { _, err := l.Accept(); errc <- err }()
+	l.Close()
+	if err := <-errc; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("accept after close: %v, want net.ErrClosed", err)
+	}
+	if _, err := sv.Listen(3); err != nil {
+		t.Fatalf("listen again after close: %v", err)
+	}
+}
+
+// socketPair returns two connected loopback TCP sockets: buffered like the QEMU chardev socket
+// the host really talks to (unlike net.Pipe), and portable to every OS.
+func socketPair(t *testing.T) (net.Conn, net.Conn) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	b, err := l.Accept()
+	if err != nil {
+		panic(err)
+	}
+	if t != nil {
+		t.Cleanup(func() { a.Close(); b.Close() })
+	}
+	return a, b
+}

@@ -1,0 +1,58 @@
+// Package driver defines what the host agent needs from a hypervisor: boot a VM from a guest
+// image, stop it, wait for it, and open streams to guest services. Drivers live in
+// subpackages (qemu, vz); this package holds only the interface and the portable VM
+// description, so it builds on every OS without cgo.
+package driver
+
+import (
+	"context"
+	"errors"
+	"net"
+)
+
+// ErrUnsupported is returned for an optional capability a driver or host lacks.
+var ErrUnsupported = errors.New("not supported by this driver")
+
+// Driver owns one VM for the lifetime of a host agent.
+type Driver interface {
+	// Start boots the VM and returns once the hypervisor runs it (not when the guest is ready).
+	Start(ctx context.Context) error
+	// DialGuest opens a stream to a guest service (see guestagent/api). It may block until
+	// the guest agent accepts, or until ctx ends.
+	DialGuest(ctx context.Context, service uint32) (net.Conn, error)
+	// RequestStop asks the hypervisor for an ACPI power-off; the guest decides how to react.
+	RequestStop(ctx context.Context) error
+	// Kill stops the VM at once; acknowledged guest writes not yet on disk may be lost.
+	Kill() error
+	// Wait blocks until the VM has exited and returns why: nil for a guest power-off.
+	Wait() error
+}
+
+// Config describes the VM a driver boots. Paths are absolute host paths.
+type Config struct {
+	Name      string // the machine's name
+	Dir       string // the machine's state folder, for sockets and logs
+	Arch      string // guest architecture: "amd64" or "arm64"
+	CPUs      int
+	MemoryMiB int
+
+	Kernel    string // kernel image (uncompressed Image on arm64)
+	Initrd    string // initramfs
+	RootImage string // read-only root filesystem image, attached as the first disk
+	DataDisk  string // persistent raw disk, attached as the second disk
+	// Cmdline is the kernel command line without the console and channel keys, which
+	// the driver adds.
+	Cmdline string
+
+	SerialLog string // file that receives the guest's serial console
+
+	// Shares are host folders exposed to the guest (9p on QEMU, virtiofs on vz).
+	Shares []Share
+}
+
+// Share is a host folder exposed to the guest under Tag.
+type Share struct {
+	Tag      string
+	HostPath string
+	ReadOnly bool
+}
