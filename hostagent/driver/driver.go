@@ -52,7 +52,8 @@ type Config struct {
 
 // Share is a host folder exposed to the guest under Tag.
 type Share struct {
-	Tag      string
-	HostPath string
-	ReadOnly bool
+	Tag       string
+	HostPath  string
+	GuestPath string // where the guest mounts it
+	ReadOnly  bool
 }

@@ -1,0 +1,185 @@
+// Package qemu is the QEMU driver: it builds QEMU's command line for the host OS and
+// accelerator (KVM or TCG on Linux, HVF on macOS, WHPX on Windows), runs QEMU as a child of
+// the host agent, and reaches guest services over vhost-vsock or, where there is none, the
+// multiplexed virtio-serial channel.
+package qemu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/driver"
+)
+
+// Accelerators QEMU may use.
+const (
+	AccelKVM  = "kvm"
+	AccelHVF  = "hvf"
+	AccelWHPX = "whpx"
+	AccelTCG  = "tcg"
+)
+
+// Host is what the command line depends on besides the VM itself; tests pass it in so every
+// OS's command line is checked on any OS.
+type Host struct {
+	OS    string // GOOS of the host
+	Accel string // one of the Accel constants
+	// VsockCID, when non-zero, attaches vhost-vsock with this guest CID and makes the guest
+	// serve on vsock instead of the serial channel.
+	VsockCID uint32
+	// AgentSocket is where QEMU listens for the host end of the serial channel.
+	AgentSocket string
+	// QMPSocket is QEMU's machine protocol socket (power-off requests).
+	QMPSocket string
+}
+
+// Binary returns QEMU's system emulator name for a guest architecture on a host OS.
+func Binary(goos, guestArch string) (string, error) {
+	var name string
+	switch guestArch {
+	case "amd64":
+		name = "qemu-system-x86_64"
+	case "arm64":
+		name = "qemu-system-aarch64"
+	default:
+		return "", fmt.Errorf("qemu: unsupported guest architecture %q (want amd64 or arm64)", guestArch)
+	}
+	if goos == "windows" {
+		name += ".exe"
+	}
+	return name, nil
+}
+
+// Args returns QEMU's arguments (without the binary) for cfg on host.
+func Args(cfg driver.Config, host Host) ([]string, error) {
+	if cfg.CPUs < 1 || cfg.MemoryMiB < 128 {
+		return nil, fmt.Errorf("qemu: machine %q: need at least 1 CPU and 128 MiB (have %d, %d MiB)", cfg.Name, cfg.CPUs, cfg.MemoryMiB)
+	}
+	for what, p := range map[string]string{"kernel": cfg.Kernel, "initramfs": cfg.Initrd, "root image": cfg.RootImage, "data disk": cfg.DataDisk} {
+		if p == "" {
+			return nil, fmt.Errorf("qemu: machine %q: no %s path", cfg.Name, what)
+		}
+	}
+	machine, cpu, console, err := board(cfg.Arch, host.Accel)
+	if err != nil {
+		return nil, err
+	}
+	channel := api.ChannelSerial
+	if host.VsockCID != 0 {
+		channel = api.ChannelVsock
+	}
+	cmdline := strings.Join(strings.Fields(strings.Join([]string{
+		cfg.Cmdline,
+		"console=" + console,
+		api.CmdlineChannel + "=" + channel,
+		api.CmdlineNet + "=user",
+		api.CmdlineHostname + "=" + cfg.Name,
+		sharesCmdline(cfg.Shares),
+	}, " ")), " ")
+
+	a := []string{
+		"-name", "machine-" + cfg.Name,
+		"-machine", machine,
+		"-accel", accelArg(host.Accel),
+	}
+	if host.Accel == AccelWHPX {
+		// QEMU tries accelerators in order and warns when WHPX is not enabled.
+		a = append(a, "-accel", accelArg(AccelTCG))
+	}
+	a = append(a,
+		"-cpu", cpu,
+		"-smp", fmt.Sprint(cfg.CPUs),
+		"-m", fmt.Sprintf("%dM", cfg.MemoryMiB),
+		"-nodefaults", "-no-user-config", "-display", "none",
+		// A guest kernel panic (including the soft-lockup panic the image enables) ends QEMU
+		// instead of rebooting or hanging, so the host agent sees it and can report it.
+		"-no-reboot",
+		"-rtc", "base=utc,clock=host",
+		"-kernel", qemuPath(host.OS, cfg.Kernel),
+		"-initrd", qemuPath(host.OS, cfg.Initrd),
+		"-append", cmdline,
+		"-drive", "if=none,id=root,format=raw,readonly=on,file="+qemuPath(host.OS, cfg.RootImage),
+		"-device", "virtio-blk-pci,drive=root",
+		// writeback caching with flushes passed through: a guest fsync reaches the host disk.
+		"-drive", "if=none,id=data,format=raw,cache=writeback,discard=unmap,detect-zeroes=unmap,file="+qemuPath(host.OS, cfg.DataDisk),
+		"-device", "virtio-blk-pci,drive=data",
+		"-netdev", "user,id=net0",
+		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-rng-pci",
+		"-device", "virtio-balloon-pci",
+		"-chardev", "file,id=console,path="+qemuPath(host.OS, cfg.SerialLog),
+		"-serial", "chardev:console",
+		"-qmp", "unix:"+qemuPath(host.OS, host.QMPSocket)+",server=on,wait=off",
+	)
+	if host.VsockCID != 0 {
+		a = append(a, "-device", fmt.Sprintf("vhost-vsock-pci,guest-cid=%d", host.VsockCID))
+	} else {
+		a = append(a,
+			"-device", "virtio-serial-pci,id=vser0",
+			"-chardev", "socket,id=agent,server=on,wait=off,path="+qemuPath(host.OS, host.AgentSocket),
+			"-device", "virtserialport,bus=vser0.0,chardev=agent,name="+api.SerialPortName,
+		)
+	}
+	for i, s := range cfg.Shares {
+		opt := fmt.Sprintf("local,id=share%d,path=%s,mount_tag=%s,security_model=none", i, qemuPath(host.OS, s.HostPath), s.Tag)
+		if s.ReadOnly {
+			opt += ",readonly=on"
+		}
+		a = append(a, "-virtfs", opt)
+	}
+	return a, nil
+}
+
+// board picks the machine type, CPU model and console device for a guest architecture.
+func board(arch, accel string) (machine, cpu, console string, err error) {
+	switch arch {
+	case "amd64":
+		cpu = "max"
+		if accel == AccelKVM || accel == AccelHVF {
+			cpu = "host"
+		}
+		return "q35", cpu, "ttyS0", nil
+	case "arm64":
+		// Under TCG, "max" spends most of its time emulating pointer authentication;
+		// pauth-impdef keeps the features at a fraction of the cost.
+		cpu = "max,pauth-impdef=on"
+		if accel != AccelTCG {
+			cpu = "host"
+		}
+		m := "virt"
+		if accel == AccelHVF {
+			m = "virt,highmem=on"
+		}
+		return m, cpu, "ttyAMA0", nil
+	}
+	return "", "", "", fmt.Errorf("qemu: unsupported guest architecture %q (want amd64 or arm64)", arch)
+}
+
+func accelArg(accel string) string {
+	if accel == AccelTCG {
+		// A 256 MiB translation cache keeps QEMU's RSS well below the default's, with no slowdown.
+		return "tcg,tb-size=256,thread=multi"
+	}
+	return accel
+}
+
+func sharesCmdline(shares []driver.Share) string {
+	if len(shares) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, s := range shares {
+		parts = append(parts, s.Tag+"="+s.GuestPath)
+	}
+	return api.CmdlineShares + "=" + strings.Join(parts, ",")
+}
+
+// qemuPath renders a host path for QEMU options that are split on commas: QEMU escapes a
+// comma by doubling it.
+func qemuPath(goos, p string) string {
+	if goos == "windows" {
+		p = strings.ReplaceAll(p, "/", `\`)
+	}
+	return strings.ReplaceAll(p, ",", ",,")
+}

@@ -1,0 +1,233 @@
+package qemu
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/machine-run/machine/hostagent/driver"
+)
+
+func testConfig(arch string) driver.Config {
+	return driver.Config{
+		Name: "dev", Dir: "/m/dev", Arch: arch, CPUs: 2, MemoryMiB: 2048,
+		Kernel: "/img/kernel", Initrd: "/img/initramfs.img", RootImage: "/img/root.img",
+		DataDisk: "/m/dev/data.raw", Cmdline: "panic=-1 machine.root=/dev/vda",
+		SerialLog: "/m/dev/serial.log",
+	}
+}
+
+// argValue returns the value following the n-th occurrence of flag.
+func argValues(args []string, flag string) []string {
+	var vs []string
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			vs = append(vs, args[i+1])
+		}
+	}
+	return vs
+}
+
+func TestArgs(t *testing.T) {
+	tests := []struct {
+		name    string
+		arch    string
+		host    Host
+		machine string
+		accels  []string
+		cpu     string
+		append  []string // substrings of -append
+		devices []string // -device values that must be present
+		absent  []string // -device values that must not be present
+	}{
+		{
+			name: "linux tcg amd64 serial channel", arch: "amd64",
+			host:    Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/dev/agent.sock", QMPSocket: "/m/dev/qmp.sock"},
+			machine: "q35", accels: []string{"tcg,tb-size=256,thread=multi"}, cpu: "max",
+			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.net=user", "machine.hostname=dev", "panic=-1"},
+			devices: []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
+			absent:  []string{"vhost-vsock-pci,guest-cid=7"},
+		},
+		{
+			name: "linux kvm amd64 vsock", arch: "amd64",
+			host:    Host{OS: "linux", Accel: AccelKVM, VsockCID: 7, QMPSocket: "/m/dev/qmp.sock"},
+			machine: "q35", accels: []string{"kvm"}, cpu: "host",
+			append:  []string{"machine.channel=vsock"},
+			devices: []string{"vhost-vsock-pci,guest-cid=7"},
+			absent:  []string{"virtio-serial-pci,id=vser0"},
+		},
+		{
+			name: "linux tcg arm64", arch: "arm64",
+			host:    Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a.sock", QMPSocket: "/q.sock"},
+			machine: "virt", accels: []string{"tcg,tb-size=256,thread=multi"}, cpu: "max,pauth-impdef=on",
+			append: []string{"console=ttyAMA0", "machine.channel=serial"},
+		},
+		{
+			name: "macos hvf arm64", arch: "arm64",
+			host:    Host{OS: "darwin", Accel: AccelHVF, AgentSocket: "/a.sock", QMPSocket: "/q.sock"},
+			machine: "virt,highmem=on", accels: []string{"hvf"}, cpu: "host",
+			append: []string{"console=ttyAMA0"},
+		},
+		{
+			name: "windows whpx falls back to tcg", arch: "amd64",
+			host:    Host{OS: "windows", Accel: AccelWHPX, AgentSocket: `C:\m\a.sock`, QMPSocket: `C:\m\q.sock`},
+			machine: "q35", accels: []string{"whpx", "tcg,tb-size=256,thread=multi"}, cpu: "max",
+			append: []string{"console=ttyS0"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, err := Args(testConfig(tt.arch), tt.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := argValues(args, "-machine"); len(got) != 1 || got[0] != tt.machine {
+				t.Errorf("-machine = %v, want %s", got, tt.machine)
+			}
+			if got := argValues(args, "-accel"); strings.Join(got, " ") != strings.Join(tt.accels, " ") {
+				t.Errorf("-accel = %v, want %v", got, tt.accels)
+			}
+			if got := argValues(args, "-cpu"); len(got) != 1 || got[0] != tt.cpu {
+				t.Errorf("-cpu = %v, want %s", got, tt.cpu)
+			}
+			app := argValues(args, "-append")
+			if len(app) != 1 {
+				t.Fatalf("-append given %d times", len(app))
+			}
+			for _, want := range tt.append {
+				if !strings.Contains(" "+app[0]+" ", " "+want+" ") {
+					t.Errorf("-append %q lacks %q", app[0], want)
+				}
+			}
+			devs := strings.Join(argValues(args, "-device"), "\n")
+			for _, d := range tt.devices {
+				if !strings.Contains(devs, d) {
+					t.Errorf("devices lack %q:\n%s", d, devs)
+				}
+			}
+			for _, d := range tt.absent {
+				if strings.Contains(devs, d) {
+					t.Errorf("devices unexpectedly have %q", d)
+				}
+			}
+			if !strings.Contains(strings.Join(args, " "), "-no-reboot") {
+				t.Error("missing -no-reboot: a panicking guest would reboot instead of exiting")
+			}
+		})
+	}
+}
+
+func TestArgsDisks(t *testing.T) {
+	cfg := testConfig("amd64")
+	cfg.DataDisk = "/m/with,comma/data.raw"
+	args, err := Args(cfg, Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a", QMPSocket: "/q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drives := argValues(args, "-drive")
+	if len(drives) != 2 {
+		t.Fatalf("want 2 drives, got %v", drives)
+	}
+	if !strings.Contains(drives[0], "readonly=on") || !strings.HasSuffix(drives[0], "file=/img/root.img") {
+		t.Errorf("root drive %q must be read-only and first (it is /dev/vda)", drives[0])
+	}
+	if strings.Contains(drives[1], "readonly") || !strings.Contains(drives[1], "cache=writeback") {
+		t.Errorf("data drive %q must be writable with flushes passed through", drives[1])
+	}
+	if !strings.HasSuffix(drives[1], "file=/m/with,,comma/data.raw") {
+		t.Errorf("comma in path not escaped: %q", drives[1])
+	}
+}
+
+func TestArgsShares(t *testing.T) {
+	cfg := testConfig("amd64")
+	cfg.Shares = []driver.Share{{Tag: "home", HostPath: "/home/u", GuestPath: "/home/u"}, {Tag: "ro", HostPath: "/opt", GuestPath: "/opt", ReadOnly: true}}
+	args, err := Args(cfg, Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a", QMPSocket: "/q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := argValues(args, "-virtfs")
+	if len(fs) != 2 || !strings.Contains(fs[0], "mount_tag=home") || !strings.Contains(fs[1], "readonly=on") {
+		t.Errorf("-virtfs = %v", fs)
+	}
+	if app := argValues(args, "-append")[0]; !strings.Contains(app, "machine.shares=home=/home/u,ro=/opt") {
+		t.Errorf("-append %q lacks the shares", app)
+	}
+}
+
+func TestArgsRejects(t *testing.T) {
+	for name, mutate := range map[string]func(*driver.Config){
+		"no cpus":      func(c *driver.Config) { c.CPUs = 0 },
+		"tiny memory":  func(c *driver.Config) { c.MemoryMiB = 64 },
+		"no kernel":    func(c *driver.Config) { c.Kernel = "" },
+		"bad arch":     func(c *driver.Config) { c.Arch = "riscv64" },
+		"no data disk": func(c *driver.Config) { c.DataDisk = "" },
+	} {
+		cfg := testConfig("amd64")
+		mutate(&cfg)
+		if _, err := Args(cfg, Host{OS: "linux", Accel: AccelTCG}); err == nil {
+			t.Errorf("%s: Args accepted it", name)
+		}
+	}
+}
+
+func TestDetectAccel(t *testing.T) {
+	const intelFlags = "processor: 0\nflags\t\t: fpu vme vmx sse\n"
+	const sandboxFlags = "processor: 0\nflags\t\t: fpu vme hypervisor sse\n"
+	probe := func(cpuinfo string, kvmOpen bool, modules ...string) Probe {
+		return Probe{
+			ReadFile: func(string) ([]byte, error) {
+				if cpuinfo == "" {
+					return nil, os.ErrNotExist
+				}
+				return []byte(cpuinfo), nil
+			},
+			Exists: func(p string) bool {
+				for _, m := range modules {
+					if p == "/sys/module/"+m {
+						return true
+					}
+				}
+				return false
+			},
+			OpenRW:       func(string) bool { return kvmOpen },
+			HVFSupported: func() bool { return true },
+		}
+	}
+	tests := []struct {
+		name, goos, hostArch, guestArch string
+		probe                           Probe
+		want                            string
+	}{
+		{"real kvm", "linux", "amd64", "amd64", probe(intelFlags, true, "kvm_intel"), AccelKVM},
+		{"paravirtual kvm without vmx", "linux", "amd64", "amd64", probe(sandboxFlags, true, "kvm_pvm"), AccelTCG},
+		{"vmx but no kvm module", "linux", "amd64", "amd64", probe(intelFlags, true, "kvm_pvm"), AccelTCG},
+		{"no /dev/kvm", "linux", "amd64", "amd64", probe(intelFlags, false, "kvm_intel"), AccelTCG},
+		{"foreign guest arch", "linux", "amd64", "arm64", probe(intelFlags, true, "kvm_intel"), AccelTCG},
+		{"arm64 linux kvm", "linux", "arm64", "arm64", probe("", true), AccelKVM},
+		{"macos hvf", "darwin", "arm64", "arm64", probe("", false), AccelHVF},
+		{"windows whpx", "windows", "amd64", "amd64", probe("", false), AccelWHPX},
+	}
+	for _, tt := range tests {
+		got, why := DetectAccel(tt.goos, tt.hostArch, tt.guestArch, tt.probe)
+		if got != tt.want {
+			t.Errorf("%s: DetectAccel = %s (%s), want %s", tt.name, got, why, tt.want)
+		}
+		if why == "" {
+			t.Errorf("%s: no reason given", tt.name)
+		}
+	}
+}
+
+func TestBinary(t *testing.T) {
+	if b, _ := Binary("windows", "amd64"); b != "qemu-system-x86_64.exe" {
+		t.Errorf("windows binary %q", b)
+	}
+	if b, _ := Binary("linux", "arm64"); b != "qemu-system-aarch64" {
+		t.Errorf("arm64 binary %q", b)
+	}
+	if _, err := Binary("linux", "mips"); err == nil || errors.Is(err, nil) {
+		t.Error("mips accepted")
+	}
+}

@@ -1,0 +1,191 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/api/mux"
+	"github.com/machine-run/machine/hostagent/driver"
+)
+
+// Driver runs one QEMU process.
+type Driver struct {
+	cfg    driver.Config
+	host   Host
+	binary string
+	why    string
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+
+	mu     sync.Mutex
+	client *mux.Client
+}
+
+// New prepares a QEMU driver for cfg on this host. It finds QEMU and picks the accelerator,
+// but starts nothing.
+func New(cfg driver.Config) (*Driver, error) {
+	bin, err := Binary(runtime.GOOS, cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %s not found in PATH: install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-system-arm; macOS: brew install qemu): %w", bin, err)
+	}
+	accel, why := DetectAccel(runtime.GOOS, runtime.GOARCH, cfg.Arch, hostProbe())
+	host := Host{
+		OS:          runtime.GOOS,
+		Accel:       accel,
+		AgentSocket: filepath.Join(cfg.Dir, "agent.sock"),
+		QMPSocket:   filepath.Join(cfg.Dir, "qmp.sock"),
+	}
+	for _, s := range []string{host.AgentSocket, host.QMPSocket} {
+		if len(s) >= maxUnixPath {
+			return nil, fmt.Errorf("qemu: socket path %q is too long for a unix socket (%d bytes, max %d): set MACHINE_HOME to a shorter folder", s, len(s), maxUnixPath-1)
+		}
+	}
+	return &Driver{cfg: cfg, host: host, binary: path, why: why, exited: make(chan struct{})}, nil
+}
+
+// maxUnixPath is the size of sun_path on Linux (macOS allows only 104).
+const maxUnixPath = 104
+
+// Accel reports the accelerator in use and why it was chosen.
+func (d *Driver) Accel() (accel, why string) { return d.host.Accel, d.why }
+
+// Start runs QEMU and connects the host end of the guest channel.
+func (d *Driver) Start(ctx context.Context) error {
+	args, err := Args(d.cfg, d.host)
+	if err != nil {
+		return err
+	}
+	for _, s := range []string{d.host.AgentSocket, d.host.QMPSocket} {
+		// Left by a QEMU that died with its host agent; QEMU refuses to bind over it.
+		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("qemu: remove stale socket: %w", err)
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(d.cfg.Dir, "qemu.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	defer logf.Close()
+	d.cmd = exec.Command(d.binary, args...)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = childAttr()
+	if err := startChild(d.cmd, d.exited); err != nil {
+		return fmt.Errorf("qemu: start %s: %w", d.binary, err)
+	}
+	go func() {
+		err := d.cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("qemu exited: %w (see %s)", err, filepath.Join(d.cfg.Dir, "qemu.log"))
+		}
+		d.waitErr = err
+		close(d.exited)
+	}()
+	if d.host.VsockCID != 0 {
+		return nil
+	}
+	conn, err := d.connectAgentSocket(ctx)
+	if err != nil {
+		d.Kill()
+		return err
+	}
+	client, err := mux.NewClient(conn)
+	if err != nil {
+		d.Kill()
+		return err
+	}
+	d.mu.Lock()
+	d.client = client
+	d.mu.Unlock()
+	return nil
+}
+
+// connectAgentSocket dials QEMU's chardev socket, which appears shortly after QEMU starts.
+func (d *Driver) connectAgentSocket(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	delay := 5 * time.Millisecond
+	for {
+		var dialer net.Dialer
+		conn, err := dialer.DialContext(ctx, "unix", d.host.AgentSocket)
+		if err == nil {
+			return conn, nil
+		}
+		select {
+		case <-d.exited:
+			return nil, fmt.Errorf("qemu: exited before its channel socket was ready: %v", d.waitErr)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("qemu: channel socket %s: %w", d.host.AgentSocket, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+// DialGuest opens a stream to a guest service.
+func (d *Driver) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
+	if d.host.VsockCID != 0 {
+		return dialVsock(ctx, d.host.VsockCID, service, d.exited)
+	}
+	d.mu.Lock()
+	c := d.client
+	d.mu.Unlock()
+	if c == nil {
+		return nil, errors.New("qemu: the VM is not running")
+	}
+	return c.DialGuest(ctx, service)
+}
+
+// RequestStop asks QEMU to press the virtual power button (ACPI).
+func (d *Driver) RequestStop(ctx context.Context) error {
+	return qmpCommand(ctx, d.host.QMPSocket, "system_powerdown")
+}
+
+// Kill ends QEMU at once.
+func (d *Driver) Kill() error {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return nil
+	}
+	select {
+	case <-d.exited:
+		return nil
+	default:
+	}
+	if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("qemu: kill: %w", err)
+	}
+	<-d.exited
+	return nil
+}
+
+// Wait blocks until QEMU exits.
+func (d *Driver) Wait() error {
+	<-d.exited
+	d.mu.Lock()
+	if d.client != nil {
+		d.client.Close()
+	}
+	d.mu.Unlock()
+	return d.waitErr
+}
+
+// Pid is QEMU's process ID, for diagnostics.
+func (d *Driver) Pid() int {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
