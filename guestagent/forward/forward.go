@@ -1,0 +1,136 @@
+// Package forward is the guest end of api.ServiceForward: for every stream the host opens it
+// reads one api.ForwardRequest line, connects to that TCP or UDP port inside the guest and
+// relays until either side is done. Published container ports are reachable on the guest's
+// loopback (docker-proxy listens there), so the host never needs container addresses.
+//
+// It consumes a plain net.Listener (a vsock or mux listener in the agent, a loopback TCP
+// listener in tests) and knows nothing of the transport.
+package forward
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/api"
+)
+
+// maxRequestLine bounds the request line so a confused peer cannot make the agent buffer
+// without end.
+const maxRequestLine = 4 << 10
+
+// requestTimeout bounds how long a stream may take to send its request line.
+const requestTimeout = 10 * time.Second
+
+// dialTimeout bounds the connection to the target port inside the guest.
+const dialTimeout = 10 * time.Second
+
+// Serve relays every stream accepted on ln until ctx ends or ln fails. It owns ln: when ctx
+// ends it closes ln and every relayed connection, and it returns only after all of its
+// goroutines have exited (nil when ctx ended, else the accept error).
+func Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait: in-flight relays end with Serve
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !retryable(err) {
+				ln.Close()
+				return fmt.Errorf("forward service: accept: %w", err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		delay = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(ctx, c)
+		}()
+	}
+}
+
+// retryable reports accept errors that pass on their own (out of file descriptors).
+func retryable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+func handle(ctx context.Context, c net.Conn) {
+	req, err := readRequest(c)
+	if err != nil {
+		slog.Debug("forward: bad request", "err", err)
+		c.Close()
+		return
+	}
+	target := net.JoinHostPort(targetIP(req.IP), strconv.Itoa(int(req.Port)))
+	switch req.Proto {
+	case "tcp":
+		relayTCP(ctx, c, target)
+	case "udp":
+		relayUDP(ctx, c, target)
+	default:
+		slog.Debug("forward: unknown proto", "proto", req.Proto)
+		c.Close()
+	}
+}
+
+func targetIP(ip string) string {
+	if ip == "" {
+		return "127.0.0.1"
+	}
+	return ip
+}
+
+// readRequest reads the request line one byte at a time, so no byte of the relayed data
+// that follows it is consumed.
+func readRequest(c net.Conn) (api.ForwardRequest, error) {
+	var req api.ForwardRequest
+	c.SetReadDeadline(time.Now().Add(requestTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	var line bytes.Buffer
+	var b [1]byte
+	for {
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return req, fmt.Errorf("forward request: %w", err)
+		}
+		if b[0] == '\n' {
+			break
+		}
+		if line.Len() == maxRequestLine {
+			return req, fmt.Errorf("forward request: line longer than %d bytes", maxRequestLine)
+		}
+		line.WriteByte(b[0])
+	}
+	if err := json.Unmarshal(line.Bytes(), &req); err != nil {
+		return req, fmt.Errorf("forward request %q: %w", line.Bytes(), err)
+	}
+	if req.Port == 0 {
+		return req, errors.New("forward request: port 0")
+	}
+	return req, nil
+}
