@@ -2,6 +2,7 @@
 // including orphans the kernel re-parents to init, and hands the exit status of the
 // processes the agent started to whoever waits for them. Nothing else in the agent may call
 // exec.Cmd.Wait or os.Process.Wait: they would race with the reaper for the same status.
+// For the same reason a process has exactly one Reaper (tests too).
 //
 // The package is Linux-only; on other systems it holds only this comment.
 package reaper

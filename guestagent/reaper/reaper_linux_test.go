@@ -138,4 +138,3 @@ func TestStartCmdRejectsCopyingStdio(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
