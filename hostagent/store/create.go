@@ -50,7 +50,7 @@ func ValidateResources(c *Config, h Host) error {
 	return errors.Join(errs...)
 }
 
-var sizeRE = regexp.MustCompile(`^(\d+)\s*([KMGT]?)(i?B?)?$`)
+var sizeRE = regexp.MustCompile(`^(\d+)\s*([KMGT]?)(I?B)?$`)
 
 // ParseSize parses "2048", "2048M", "2G", "2GiB" or "512MB" into bytes. Binary units are
 // used throughout (1G = 1024 MiB), as Docker does for --memory.
