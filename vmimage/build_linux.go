@@ -1,0 +1,324 @@
+//go:build linux
+
+package vmimage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/machine-run/machine/guestagent/api"
+)
+
+// hostTools are the programs a build runs, with the Debian package that ships each.
+var hostTools = map[string]string{
+	"mmdebstrap": "mmdebstrap",
+	"tar":        "tar",
+	"mksquashfs": "squashfs-tools",
+	"depmod":     "kmod",
+	"xz":         "xz-utils",
+	"zstd":       "zstd",
+	"go":         "golang (only without --agent)",
+}
+
+func preflight(j *job) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("building a guest image needs root (mmdebstrap and the root filesystem keep real file ownership): run `sudo machine image build`")
+	}
+	for tool, pkg := range hostTools {
+		if tool == "go" {
+			continue // checked only when the agent is built
+		}
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("building a guest image needs %s: apt-get install %s", tool, pkg)
+		}
+	}
+	if hostArch := runtime.GOARCH; j.arch != hostArch {
+		qemu := map[string]string{"arm64": "aarch64", "amd64": "x86_64"}[j.arch]
+		b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + qemu)
+		if err != nil || !strings.HasPrefix(string(b), "enabled") {
+			return fmt.Errorf("building an %s image on %s needs binfmt emulation: apt-get install qemu-user-static binfmt-support && update-binfmts --enable qemu-%s", j.arch, hostArch, qemu)
+		}
+	}
+	return nil
+}
+
+// buildImage writes kernel, initramfs.img, root.img and manifest.json into out.
+func buildImage(ctx context.Context, j *job, out string) (*Manifest, error) {
+	tarball, err := ensureRootfs(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(filepath.Dir(out), ".work-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	root := filepath.Join(work, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return nil, err
+	}
+	j.log.Info("unpacking rootfs", "tarball", tarball)
+	if err := run(ctx, "tar", "-xpf", tarball, "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root); err != nil {
+		return nil, err
+	}
+	return assemble(ctx, j, root, out)
+}
+
+// ensureRootfs returns the cached mmdebstrap tarball for j, making it first when missing.
+func ensureRootfs(ctx context.Context, j *job) (string, error) {
+	path := rootfsTarball(j.cache, j.arch, j.rootfsKey)
+	if _, err := os.Stat(path); err == nil {
+		j.rootfsCached = true
+		return path, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("rootfs cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".rootfs-*.tar")
+	if err != nil {
+		return "", fmt.Errorf("rootfs cache: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	in := newRootfsInputs(j.arch)
+	args := []string{
+		"--mode=root", "--variant=essential", "--arch=" + j.arch,
+		"--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+		"--include=" + strings.Join(in.Packages, ","),
+		"--quiet",
+	}
+	for _, p := range in.DpkgExcludes {
+		args = append(args, "--dpkgopt=path-exclude="+p)
+	}
+	args = append(args, in.Suite, tmp.Name())
+	j.log.Info("running mmdebstrap", "suite", in.Suite, "arch", j.arch)
+	if err := run(ctx, "mmdebstrap", args...); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("rootfs cache: %w", err)
+	}
+	return path, nil
+}
+
+// assemble turns the unpacked Debian root into the image files in out.
+func assemble(ctx context.Context, j *job, root, out string) (*Manifest, error) {
+	kver, err := kernelRelease(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKernel(j.arch, filepath.Join(root, "boot", "vmlinuz-"+kver), filepath.Join(out, "kernel")); err != nil {
+		return nil, err
+	}
+	modDir := filepath.Join(root, "usr/lib/modules", kver)
+	tree, err := openModuleTree(ctx, modDir)
+	if err != nil {
+		return nil, err
+	}
+	initMods, err := tree.resolve(api.InitramfsModules)
+	if err != nil {
+		return nil, fmt.Errorf("initramfs modules: %w", err)
+	}
+	rootMods, err := tree.resolve(api.RootModules)
+	if err != nil {
+		return nil, fmt.Errorf("root modules: %w", err)
+	}
+	agent, err := os.ReadFile(j.agentPath)
+	if err != nil {
+		return nil, fmt.Errorf("guest agent: %w", err)
+	}
+	j.log.Info("writing initramfs", "modules", len(initMods))
+	initPaths, err := writeInitramfs(filepath.Join(out, "initramfs.img"), agent, kver, tree, initMods)
+	if err != nil {
+		return nil, err
+	}
+	status, err := os.Open(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
+	}
+	pkgs, err := parseDpkgStatus(status)
+	status.Close()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{
+		SchemaVersion: SchemaVersion, Arch: j.arch, Suite: Suite, KernelRelease: kver,
+		Cmdline: Cmdline, RootFormat: rootFSType, RootCompression: rootCompression,
+		AgentVersion: j.agentSHA[:12],
+		Engine: EngineVersions{
+			Dockerd:    upstreamVersion(pkgs["docker.io"]),
+			Containerd: upstreamVersion(pkgs["containerd"]),
+			Runc:       upstreamVersion(pkgs["runc"]),
+		},
+		Packages: pkgs, CacheKey: j.imageKey, RootfsKey: j.rootfsKey,
+		InitramfsModules: initPaths,
+	}
+	j.log.Info("pruning root", "modules", len(rootMods))
+	if m.RootModules, err = installRootModules(ctx, modDir, kver, tree, rootMods); err != nil {
+		return nil, err
+	}
+	if err := pruneRoot(root); err != nil {
+		return nil, err
+	}
+	if err := addMachineFiles(root, agent, m); err != nil {
+		return nil, err
+	}
+	j.log.Info("packing root image", "format", rootFSType, "compression", rootCompression)
+	if err := run(ctx, "mksquashfs", rootImageArgs(root, filepath.Join(out, "root.img"))...); err != nil {
+		return nil, err
+	}
+	for _, f := range [][2]string{{RoleKernel, "kernel"}, {RoleInitramfs, "initramfs.img"}, {RoleRoot, "root.img"}} {
+		if err := m.addFile(out, f[0], f[1]); err != nil {
+			return nil, err
+		}
+	}
+	return m, m.write(out)
+}
+
+// rootCompression and rootImageArgs choose the root image format (measured: see the package
+// README in the report; squashfs zstd is the smallest and boots as fast as lz4).
+const rootCompression = "zstd"
+
+func rootImageArgs(root, img string) []string {
+	return []string{root, img, "-noappend", "-comp", "zstd", "-Xcompression-level", "15", "-b", "1M", "-no-progress", "-quiet"}
+}
+
+func kernelRelease(root string) (string, error) {
+	ents, err := os.ReadDir(filepath.Join(root, "usr/lib/modules"))
+	if err != nil {
+		return "", fmt.Errorf("rootfs: kernel modules: %w", err)
+	}
+	if len(ents) != 1 {
+		return "", fmt.Errorf("rootfs: want one kernel in /usr/lib/modules, found %d", len(ents))
+	}
+	return ents[0].Name(), nil
+}
+
+func writeKernel(arch, src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	data, err = bootableKernel(arch, data)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o644)
+}
+
+// installRootModules replaces the kernel's module tree with the uncompressed modules in
+// names and runs depmod so `modprobe -a` works in the guest. It returns their paths.
+func installRootModules(ctx context.Context, modDir, kver string, tree *moduleTree, names []string) ([]string, error) {
+	// Decompress everything needed before deleting the tree it comes from.
+	files := make(map[string][]byte, len(names))
+	for _, n := range names {
+		b, err := tree.Module(n)
+		if err != nil {
+			return nil, err
+		}
+		files[n] = b
+	}
+	keep := map[string]bool{"modules.builtin": true, "modules.builtin.modinfo": true, "modules.order": true}
+	ents, err := os.ReadDir(modDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if !keep[e.Name()] {
+			if err := os.RemoveAll(filepath.Join(modDir, e.Name())); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var paths []string
+	for _, n := range names {
+		rel := tree.UncompressedPath(n)
+		dst := filepath.Join(modDir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(dst, files[n], 0o644); err != nil {
+			return nil, err
+		}
+		paths = append(paths, filepath.Join("/usr/lib/modules", kver, rel))
+	}
+	root := strings.TrimSuffix(modDir, filepath.Join("/usr/lib/modules", kver))
+	if err := run(ctx, "depmod", "-b", root, kver); err != nil {
+		return nil, err
+	}
+	return paths, nil
+}
+
+// prunePaths are removed from the root: the kernel (shipped beside the image), engine parts
+// the guest never runs (the in-guest docker CLI, old containerd shims, ctr), caches and logs.
+var prunePaths = []string{
+	"boot", "usr/lib/linux-image-*", "usr/lib/firmware",
+	"usr/bin/docker", "usr/bin/containerd-shim", "usr/bin/containerd-shim-runc-v1", "usr/bin/ctr",
+	"usr/libexec/docker/cli-plugins",
+	"var/cache/*", "var/lib/apt/lists/*", "var/log/*",
+	"etc/resolv.conf", "etc/hostname",
+}
+
+func pruneRoot(root string) error {
+	for _, pat := range prunePaths {
+		matches, err := filepath.Glob(filepath.Join(root, pat))
+		if err != nil {
+			return err
+		}
+		for _, p := range matches {
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("prune root: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// mountPoints are the empty directories the guest agent mounts on.
+var mountPoints = []string{api.DataMount, "/var/lib/docker", "/var/lib/containerd", "/run", "/tmp", "/dev", "/proc", "/sys"}
+
+// addMachineFiles adds the guest agent, versions.json and mount points.
+func addMachineFiles(root string, agent []byte, m *Manifest) error {
+	for _, d := range append(mountPoints, filepath.Dir(api.VersionsPath)) {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return fmt.Errorf("root: %w", err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o777|os.ModeSticky); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, api.AgentPath), agent, 0o755); err != nil {
+		return fmt.Errorf("root: guest agent: %w", err)
+	}
+	v, err := json.MarshalIndent(api.Versions{
+		Agent: m.AgentVersion, Kernel: m.KernelRelease,
+		Docker: m.Engine.Dockerd, Containerd: m.Engine.Containerd, Runc: m.Engine.Runc,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(root, api.VersionsPath), append(v, '\n'), 0o644)
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", name, err, lastLines(b, 20))
+	}
+	return nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

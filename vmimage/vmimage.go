@@ -1,0 +1,65 @@
+// Package vmimage builds, caches and describes the guest image every machine boots: a kernel,
+// an initramfs whose /init is the guest agent, a read-only compressed root filesystem made
+// from Debian packages with mmdebstrap, and a manifest.json that names and hashes them.
+//
+// Building needs a Linux host (mmdebstrap, mksquashfs, depmod); reading a manifest, finding
+// the latest cached image and verifying it work everywhere.
+package vmimage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Suite is the Debian release the guest root is made from.
+const Suite = "trixie"
+
+// Recipe versions. Bump rootfsRecipe when the mmdebstrap invocation changes (it invalidates
+// the cached rootfs tarball) and imageRecipe when anything done after it changes (pruning,
+// initramfs layout, root format, manifest): the cache keys include them.
+const (
+	rootfsRecipe = "rootfs-1"
+	imageRecipe  = "image-1"
+)
+
+// SchemaVersion is the manifest format version written by this package.
+const SchemaVersion = 1
+
+// Cmdline is the kernel command line an image built here expects; the driver adds the
+// console and channel keys. rootfstype tells the agent how to mount machine.root.
+const Cmdline = "softlockup_panic=1 panic=-1 machine.root=/dev/vda machine.data=/dev/vdb rootfstype=" + rootFSType
+
+// rootFSType is the filesystem of root.img; see rootImageArgs.
+const rootFSType = "squashfs"
+
+// Packages are installed on top of Debian's Essential set; linux-image-<arch> is added per
+// architecture. The kernel package is unpacked only to take the kernel and its modules.
+var Packages = []string{
+	"docker.io", "containerd", "runc", "iptables", "kmod", "e2fsprogs",
+	"ca-certificates", "iproute2", "mount",
+}
+
+// dpkgExcludes keep documentation, man pages and translations out of the root.
+var dpkgExcludes = []string{
+	"/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
+	"/usr/share/lintian/*", "/usr/share/bash-completion/*", "/usr/share/zsh/*",
+	"/usr/share/fish/*",
+}
+
+// ErrNoImage is returned by Latest when no image has been built for an architecture.
+var ErrNoImage = errors.New("no guest image")
+
+// ErrUnsupportedHost is returned by Build on hosts that cannot build images (not Linux).
+var ErrUnsupportedHost = errors.New("guest images can only be built on Linux")
+
+// kernelPackage is Debian's generic kernel for arch (the cloud flavour lacks 9p).
+func kernelPackage(arch string) string { return "linux-image-" + arch }
+
+// checkArch accepts the architectures images are built for.
+func checkArch(arch string) error {
+	switch arch {
+	case "amd64", "arm64":
+		return nil
+	}
+	return fmt.Errorf("architecture %q: want amd64 or arm64", arch)
+}
