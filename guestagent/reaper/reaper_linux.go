@@ -29,7 +29,7 @@ type Status struct {
 
 func (s Status) String() string {
 	if s.Signal != 0 {
-		return fmt.Sprintf("killed by %v", s.Signal)
+		return "killed by " + unix.SignalName(s.Signal)
 	}
 	return fmt.Sprintf("exit status %d", s.Code)
 }
@@ -88,7 +88,9 @@ func (r *Reaper) Start(start func() (pid int, err error)) (<-chan Status, error)
 
 // StartCmd starts cmd and returns a channel that receives its status. cmd's Stdin, Stdout and
 // Stderr must be nil or *os.File: other types need cmd.Wait to finish copying, which the
-// reaper forbids. The process handle is released once the status is delivered.
+// reaper forbids. cmd.Process stays valid for signals: on Linux it holds a pidfd, so a
+// signal after the exit fails instead of reaching a recycled pid; the handle is freed with
+// cmd.
 func (r *Reaper) StartCmd(cmd *exec.Cmd) (<-chan Status, error) {
 	for _, s := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
 		switch s.(type) {
@@ -97,22 +99,12 @@ func (r *Reaper) StartCmd(cmd *exec.Cmd) (<-chan Status, error) {
 			return nil, fmt.Errorf("start %s: stdio must be nil or *os.File under the reaper, not %T", cmd.Path, s)
 		}
 	}
-	inner, err := r.Start(func() (int, error) {
+	return r.Start(func() (int, error) {
 		if err := cmd.Start(); err != nil {
 			return 0, err
 		}
 		return cmd.Process.Pid, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan Status, 1)
-	go func() {
-		st := <-inner
-		cmd.Process.Release()
-		out <- st
-	}()
-	return out, nil
 }
 
 // Reap collects every child that has exited, without blocking, and dispatches the statuses.
