@@ -1,0 +1,271 @@
+//go:build darwin && cgo
+
+package vz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/Code-Hex/vz/v3"
+
+	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/driver/vz/vsockconn"
+)
+
+// Driver runs one VM with Virtualization.framework.
+type Driver struct {
+	cfg  driver.Config
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	vm     *vz.VirtualMachine
+	socket *vz.VirtioSocketDevice
+	files  []*os.File // serial console handles; vz does not own them
+
+	finishOnce sync.Once
+	done       chan struct{} // closed when the VM has stopped or failed to start
+	waitErr    error
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New checks that cfg can boot on this Mac and returns a driver for it; Start boots it.
+func New(cfg driver.Config, opts Options) (*Driver, error) {
+	if cfg.Arch != runtime.GOARCH {
+		return nil, fmt.Errorf("machine %q: guest architecture %s cannot run on this %s Mac with "+
+			"Virtualization.framework (use Rosetta for amd64 binaries in an arm64 guest)",
+			cfg.Name, cfg.Arch, runtime.GOARCH)
+	}
+	for what, path := range map[string]string{
+		"kernel": cfg.Kernel, "initrd": cfg.Initrd, "root image": cfg.RootImage, "data disk": cfg.DataDisk,
+	} {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("machine %q: %s: %w", cfg.Name, what, err)
+		}
+	}
+	if err := checkKernel(cfg.Kernel, cfg.Arch); err != nil {
+		return nil, fmt.Errorf("machine %q: %w", cfg.Name, err)
+	}
+	if opts.Rosetta {
+		if err := rosettaAvailable(); err != nil {
+			return nil, fmt.Errorf("machine %q: %w", cfg.Name, err)
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Driver{cfg: cfg, opts: opts, log: log.With("machine", cfg.Name, "driver", "vz"),
+		done: make(chan struct{})}, nil
+}
+
+// Start builds and validates the VM configuration and boots the VM. It returns once the
+// framework runs the VM, not when the guest is ready.
+func (d *Driver) Start(ctx context.Context) error {
+	vm, err := d.create()
+	if err != nil {
+		return err
+	}
+
+	quit := make(chan struct{})
+	go d.watch(vm.StateChangedNotify(), quit)
+
+	started := make(chan error, 1)
+	go func() { started <- vm.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			close(quit)
+			err = fmt.Errorf("machine %q: start VM: %w", d.cfg.Name, err)
+			d.finish(err)
+			return err
+		}
+		d.log.Info("vm started")
+		return nil
+	case <-ctx.Done():
+		// The framework cannot cancel a start: stop the VM once it has started.
+		go func() {
+			if err := <-started; err != nil {
+				close(quit)
+				d.finish(fmt.Errorf("machine %q: start VM: %w", d.cfg.Name, err))
+				return
+			}
+			if err := vm.Stop(); err != nil {
+				d.log.Warn("stop after cancelled start", "err", err)
+			}
+		}()
+		return fmt.Errorf("machine %q: start VM: %w", d.cfg.Name, ctx.Err())
+	}
+}
+
+// create builds the VM; the lock is released before booting because finish takes it.
+func (d *Driver) create() (*vz.VirtualMachine, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.vm != nil {
+		return nil, fmt.Errorf("machine %q: already started", d.cfg.Name)
+	}
+	conf, files, err := buildConfig(d.cfg, d.opts)
+	if err != nil {
+		closeFiles(files)
+		return nil, fmt.Errorf("machine %q: %w", d.cfg.Name, err)
+	}
+	vm, err := vz.NewVirtualMachine(conf)
+	if err != nil {
+		closeFiles(files)
+		return nil, fmt.Errorf("machine %q: create VM: %w", d.cfg.Name, err)
+	}
+	socks := vm.SocketDevices()
+	if len(socks) == 0 {
+		closeFiles(files)
+		return nil, fmt.Errorf("machine %q: VM has no virtio socket device", d.cfg.Name)
+	}
+	d.vm, d.socket, d.files = vm, socks[0], files
+	return vm, nil
+}
+
+// watch turns the framework's state notifications into Options.OnState calls and ends Wait
+// when the VM stops. It exits on a final state or when quit closes (the VM never started).
+func (d *Driver) watch(states <-chan vz.VirtualMachineState, quit <-chan struct{}) {
+	for {
+		select {
+		case <-quit:
+			return
+		case s := <-states:
+			st := stateFromVZ(s)
+			d.log.Debug("vm state", "state", st)
+			if d.opts.OnState != nil {
+				d.opts.OnState(st)
+			}
+			switch st {
+			case StateStopped:
+				d.finish(nil)
+				return
+			case StateError:
+				d.finish(fmt.Errorf("machine %q: %w", d.cfg.Name, ErrVMError))
+				return
+			}
+		}
+	}
+}
+
+func (d *Driver) finish(err error) {
+	d.finishOnce.Do(func() {
+		d.waitErr = err
+		d.mu.Lock()
+		files := d.files
+		d.files = nil
+		d.mu.Unlock()
+		closeFiles(files)
+		close(d.done)
+	})
+}
+
+func (d *Driver) started() (*vz.VirtualMachine, *vz.VirtioSocketDevice, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.vm == nil {
+		return nil, nil, fmt.Errorf("machine %q: not started", d.cfg.Name)
+	}
+	return d.vm, d.socket, nil
+}
+
+// DialGuest connects to vsock port service in the guest, retrying with backoff while the
+// guest agent is not listening yet, until ctx ends or the VM stops. The connection's
+// CloseWrite shuts down its write half.
+func (d *Driver) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
+	_, sock, err := d.started()
+	if err != nil {
+		return nil, err
+	}
+	dl := &dialer{
+		connect: func() (net.Conn, error) {
+			c, err := sock.Connect(service)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		stopped:        d.done,
+		minBackoff:     20 * time.Millisecond,
+		maxBackoff:     500 * time.Millisecond,
+		attemptTimeout: 5 * time.Second,
+	}
+	conn, err := dl.dial(ctx, service)
+	if err != nil {
+		return nil, fmt.Errorf("machine %q: %w", d.cfg.Name, err)
+	}
+	wc, err := vsockconn.Wrap(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("machine %q: vsock port %d: %w", d.cfg.Name, service, err)
+	}
+	return wc, nil
+}
+
+// RequestStop asks the guest to power off (a power-button event). The guest agent's
+// shutdown service is the reliable clean path; this is the hypervisor-level request.
+func (d *Driver) RequestStop(ctx context.Context) error {
+	vm, _, err := d.started()
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !vm.CanRequestStop() {
+		return fmt.Errorf("machine %q: cannot request a stop in state %s", d.cfg.Name, stateFromVZ(vm.State()))
+	}
+	ok, err := vm.RequestStop()
+	if err != nil {
+		return fmt.Errorf("machine %q: request stop: %w", d.cfg.Name, err)
+	}
+	if !ok {
+		return fmt.Errorf("machine %q: request stop: refused by the framework", d.cfg.Name)
+	}
+	return nil
+}
+
+// Kill stops the VM at once (macOS 12 or newer); Wait then returns nil.
+func (d *Driver) Kill() error {
+	vm, _, err := d.started()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-d.done:
+		return nil
+	default:
+	}
+	if err := vm.Stop(); err != nil {
+		if errors.Is(err, vz.ErrUnsupportedOSVersion) {
+			return fmt.Errorf("machine %q: kill: %w (stopping a VM needs macOS 12)", d.cfg.Name, driver.ErrUnsupported)
+		}
+		return fmt.Errorf("machine %q: kill: %w", d.cfg.Name, err)
+	}
+	return nil
+}
+
+// Wait blocks until the VM has stopped: nil after a guest power-off or Kill, ErrVMError when
+// the framework reports an error state, or the start error.
+func (d *Driver) Wait() error {
+	if _, _, err := d.started(); err != nil {
+		return err
+	}
+	<-d.done
+	return d.waitErr
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
