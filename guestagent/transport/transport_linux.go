@@ -1,0 +1,255 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/vsock"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/mux"
+)
+
+// PortWait bounds how long Open waits for the serial port device to appear.
+const PortWait = 10 * time.Second
+
+// Channel is the guest end of the host channel.
+type Channel struct {
+	log       *slog.Logger
+	listeners map[uint32]*listener
+	// serve runs the carrier until ctx ends; it feeds the listeners.
+	serve func(ctx context.Context) error
+}
+
+// Listener returns the listener of service (one of the services passed to Open).
+func (c *Channel) Listener(service uint32) net.Listener {
+	return c.listeners[service]
+}
+
+// Serve carries streams to the listeners until ctx ends.
+func (c *Channel) Serve(ctx context.Context) error {
+	defer func() {
+		for _, l := range c.listeners {
+			l.Close()
+		}
+	}()
+	return c.serve(ctx)
+}
+
+// Open prepares the channel of kind (api.ChannelSerial or api.ChannelVsock) for services.
+// For serial it waits (up to PortWait) for the port device; for vsock it listens on one port
+// per service at once.
+func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger) (*Channel, error) {
+	switch kind {
+	case api.ChannelSerial:
+		path, err := WaitSerialPort(ctx, "/dev/virtio-ports", "/sys/class/virtio-ports", api.SerialPortName, PortWait)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("channel: serial port", "device", path)
+		open := func() (io.ReadWriteCloser, error) { return os.OpenFile(path, os.O_RDWR, 0) }
+		return serialChannel(open, services, log), nil
+	case api.ChannelVsock:
+		return vsockChannel(services, log)
+	}
+	return nil, fmt.Errorf("channel %q: unknown kind (want %s or %s)", kind, api.ChannelSerial, api.ChannelVsock)
+}
+
+func newChannel(services []uint32, log *slog.Logger) *Channel {
+	c := &Channel{log: log, listeners: map[uint32]*listener{}}
+	for _, s := range services {
+		c.listeners[s] = newListener(mux.Addr(s))
+	}
+	return c
+}
+
+// serialChannel serves mux sessions over the device returned by open, one after the other:
+// when a session ends (the host hung up), the device is reopened for the next.
+func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, log *slog.Logger) *Channel {
+	c := newChannel(services, log)
+	c.serve = func(ctx context.Context) error {
+		delay := 50 * time.Millisecond
+		for ctx.Err() == nil {
+			err := c.serveSession(ctx, open)
+			if ctx.Err() != nil {
+				break
+			}
+			log.Warn("channel: session ended, reopening", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 2*time.Second)
+		}
+		return nil
+	}
+	return c
+}
+
+func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteCloser, error)) error {
+	dev, err := open()
+	if err != nil {
+		return fmt.Errorf("channel: open serial port: %w", err)
+	}
+	srv, err := mux.NewServer(dev)
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	defer srv.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for service, l := range c.listeners {
+		ml, err := srv.Listen(service)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); l.feed(ml, nil) }()
+		defer ml.Close()
+	}
+	return srv.Serve(ctx)
+}
+
+func vsockChannel(services []uint32, log *slog.Logger) (*Channel, error) {
+	c := newChannel(services, log)
+	var vls []net.Listener
+	for _, s := range services {
+		vl, err := vsock.Listen(s, nil)
+		if err != nil {
+			for _, l := range vls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("channel: vsock listen on port %d: %w (is vmw_vsock_virtio_transport loaded?)", s, err)
+		}
+		vls = append(vls, vl)
+	}
+	c.serve = func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		for i, s := range services {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.listeners[s].feed(vls[i], fromHost(log)) }()
+		}
+		<-ctx.Done()
+		for _, l := range vls {
+			l.Close()
+		}
+		wg.Wait()
+		return nil
+	}
+	return c, nil
+}
+
+// fromHost admits only vsock peers with the host's CID.
+func fromHost(log *slog.Logger) func(net.Addr) bool {
+	return func(a net.Addr) bool {
+		va, ok := a.(*vsock.Addr)
+		if ok && va.ContextID == api.HostCID {
+			return true
+		}
+		log.Warn("channel: refused a vsock peer that is not the host", "peer", a)
+		return false
+	}
+}
+
+// WaitSerialPort finds the virtio-serial port called name. Without udev there is no
+// /dev/virtio-ports symlink, so it also looks the name up in sysfs and uses /dev/<vportNpM>.
+func WaitSerialPort(ctx context.Context, linkDir, sysDir, name string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	delay := 10 * time.Millisecond
+	for {
+		if p, ok := findSerialPort(linkDir, sysDir, name); ok {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("channel: virtio-serial port %q did not appear within %v (is the VM started with a virtserialport named %s, and virtio_console loaded?)", name, timeout, name)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("channel: waiting for port %q: %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+func findSerialPort(linkDir, sysDir, name string) (string, bool) {
+	if p := filepath.Join(linkDir, name); exists(p) {
+		return p, true
+	}
+	ents, _ := os.ReadDir(sysDir)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(sysDir, e.Name(), "name"))
+		if err != nil || strings.TrimSpace(string(b)) != name {
+			continue
+		}
+		dev := filepath.Join(filepath.Dir(linkDir), e.Name())
+		if exists(dev) {
+			return dev, true
+		}
+	}
+	return "", false
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// listener is a net.Listener fed by the carrier; it survives carrier sessions.
+type listener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+}
+
+func newListener(addr net.Addr) *listener {
+	return &listener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// feed hands conns accepted from src to Accept until src fails. allow, when set, vets peers.
+func (l *listener) feed(src net.Listener, allow func(net.Addr) bool) {
+	for {
+		c, err := src.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		if allow != nil && !allow(c.RemoteAddr()) {
+			c.Close()
+			continue
+		}
+		select {
+		case l.conns <- c:
+		case <-l.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, &net.OpError{Op: "accept", Net: l.addr.Network(), Addr: l.addr, Err: net.ErrClosed}
+	}
+}
+
+func (l *listener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *listener) Addr() net.Addr { return l.addr }
