@@ -1,0 +1,81 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/reaper"
+)
+
+// ErrDHCPUnsupported is returned for machine.net=dhcp, which this agent cannot do yet.
+var ErrDHCPUnsupported = fmt.Errorf("network mode dhcp is not implemented in this guest agent yet")
+
+// SetupNetwork brings up loopback and configures the first NIC for mode ("user", "dhcp",
+// "none"). It returns the NIC's name.
+func SetupNetwork(ctx context.Context, r *reaper.Reaper, log *slog.Logger, mode string) (string, error) {
+	if mode == "none" {
+		_, err := r.Output(ctx, exec.Command("ip", "link", "set", "lo", "up"))
+		return "", err
+	}
+	nic, err := waitNIC(ctx, "/sys/class/net", 10*time.Second)
+	if err != nil {
+		r.Output(ctx, exec.Command("ip", "link", "set", "lo", "up"))
+		return "", err
+	}
+	switch mode {
+	case "user":
+		batch := filepath.Join(os.TempDir(), "machine-net.ip")
+		if err := os.WriteFile(batch, []byte(UserNetBatch(nic)), 0o600); err != nil {
+			return nic, fmt.Errorf("network: %w", err)
+		}
+		defer os.Remove(batch)
+		if _, err := r.Output(ctx, exec.Command("ip", "-batch", batch)); err != nil {
+			return nic, fmt.Errorf("network %s: %w", nic, err)
+		}
+		return nic, WriteResolvConf("/", UserDNS)
+	case "dhcp":
+		r.Output(ctx, exec.Command("ip", "link", "set", "lo", "up"))
+		r.Output(ctx, exec.Command("ip", "link", "set", nic, "up"))
+		return nic, ErrDHCPUnsupported
+	}
+	return nic, fmt.Errorf("network: unknown mode %q", mode)
+}
+
+// waitNIC returns the first network interface other than lo, waiting for the driver to
+// register it.
+func waitNIC(ctx context.Context, sysNet string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ents, _ := os.ReadDir(sysNet)
+		var names []string
+		for _, e := range ents {
+			if n := e.Name(); n != "lo" && !isVirtual(sysNet, n) {
+				names = append(names, n)
+			}
+		}
+		if len(names) > 0 {
+			sort.Strings(names)
+			return names[0], nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("network: no network interface appeared within %v (virtio_net loaded?)", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// isVirtual reports interfaces with no device behind them (bridges, veths, tunnels).
+func isVirtual(sysNet, name string) bool {
+	_, err := os.Stat(filepath.Join(sysNet, name, "device"))
+	return err != nil
+}
