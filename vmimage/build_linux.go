@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
 )
@@ -97,7 +99,7 @@ func ensureRootfs(ctx context.Context, j *job) (string, error) {
 		args = append(args, "--dpkgopt=path-exclude="+p)
 	}
 	args = append(args, in.Suite, tmp.Name())
-	j.log.Info("running mmdebstrap", "suite", in.Suite, "arch", j.arch)
+	j.log.Info("running mmdebstrap", "suite", in.Suite, "arch", j.arch, "rootfs_key", j.rootfsKey)
 	if err := run(ctx, "mmdebstrap", args...); err != nil {
 		return "", err
 	}
@@ -256,10 +258,11 @@ func installRootModules(ctx context.Context, modDir, kver string, tree *moduleTr
 }
 
 // prunePaths are removed from the root: the kernel (shipped beside the image), engine parts
-// the guest never runs (the in-guest docker CLI, old containerd shims, ctr), caches and logs.
+// the guest never runs (the in-guest docker CLI, old containerd shims, ctr, the dynamic tini:
+// docker-init is tini-static), caches, logs and the build host's resolv.conf and hostname.
 var prunePaths = []string{
 	"boot", "usr/lib/linux-image-*", "usr/lib/firmware",
-	"usr/bin/docker", "usr/bin/containerd-shim", "usr/bin/containerd-shim-runc-v1", "usr/bin/ctr",
+	"usr/bin/docker", "usr/bin/tini", "usr/bin/containerd-shim", "usr/bin/containerd-shim-runc-v1", "usr/bin/ctr",
 	"usr/libexec/docker/cli-plugins",
 	"var/cache/*", "var/lib/apt/lists/*", "var/log/*",
 	"etc/resolv.conf", "etc/hostname",
@@ -309,6 +312,10 @@ func addMachineFiles(root string, agent []byte, m *Manifest) error {
 func run(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
+	// SIGTERM, not SIGKILL: mmdebstrap then stops its workers and unmounts /proc, /sys and
+	// /dev from its chroot. A killed mmdebstrap leaves orphans and mounts behind.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w\n%s", name, err, lastLines(b, 20))
 	}

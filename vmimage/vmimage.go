@@ -34,9 +34,11 @@ const rootFSType = "squashfs"
 
 // Packages are installed on top of Debian's Essential set; linux-image-<arch> is added per
 // architecture. The kernel package is unpacked only to take the kernel and its modules.
+// tiny-initramfs satisfies the kernel's "initramfs-tools | linux-initramfs-tool": without
+// it initramfs-tools drags in udev and systemd (~25 MB) and builds an initrd we never use.
 var Packages = []string{
 	"docker.io", "containerd", "runc", "iptables", "kmod", "e2fsprogs",
-	"ca-certificates", "iproute2", "mount",
+	"ca-certificates", "iproute2", "mount", "tiny-initramfs",
 }
 
 // dpkgExcludes keep documentation, man pages and translations out of the root.
