@@ -3,6 +3,7 @@ package portforward
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -127,6 +128,9 @@ func (f *Forwarder) Sync(ctx context.Context, ports []api.Port) error {
 	defer f.mu.Unlock()
 	if f.closed {
 		return fmt.Errorf("port forwarder: sync: %w", net.ErrClosed)
+	}
+	if f.Dial == nil {
+		return errors.New("port forwarder: sync: Dial is not set")
 	}
 	if f.ctx == nil {
 		f.ctx, f.cancel = context.WithCancel(context.Background())

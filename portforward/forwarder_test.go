@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -407,5 +408,58 @@ func TestGuestDialerSendsRequestAndHonoursContext(t *testing.T) {
 	defer cancel()
 	if _, err := d(ctx, api.ForwardRequest{Proto: "tcp", Port: 80}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func haveIPv6Loopback(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ln.Close()
+}
+
+func TestIPv4AndIPv6OfOnePort(t *testing.T) {
+	haveIPv6Loopback(t)
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PublishAllInterfaces=%v", all), func(t *testing.T) {
+			g := newMuxGuest(t)
+			backend := serveTCPBackend(t, echo)
+			p := freePort(t, ProtoTCP)
+			g.route(p, backend.Addr())
+			f := newForwarder(t, g)
+			f.PublishAllInterfaces = all
+			v4, v6 := tcpPort(p), tcpPort(p)
+			v6.HostIP = "::"
+			f.Sync(context.Background(), []api.Port{v4, v6})
+			want := map[string]string{"0.0.0.0": "127.0.0.1:" + itoa(p), "::": "[::1]:" + itoa(p)}
+			if all {
+				want = map[string]string{"0.0.0.0": "0.0.0.0:" + itoa(p), "::": "[::]:" + itoa(p)}
+			}
+			for _, s := range f.Status() {
+				if s.State != StateForwarding || s.HostAddr != want[s.GuestIP] {
+					t.Fatalf("%s: %+v, want forwarding on %s", s.GuestIP, s, want[s.GuestIP])
+				}
+			}
+			for _, addr := range []string{"127.0.0.1:" + itoa(p), "[::1]:" + itoa(p)} {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(timeIn(10))
+				got, err := roundTrip(c, "via "+addr)
+				c.Close()
+				if err != nil || got != "via "+addr {
+					t.Fatalf("%s: %q, %v", addr, got, err)
+				}
+			}
+			ips := map[string]bool{}
+			for _, r := range g.requests() {
+				ips[r.IP] = true
+			}
+			if !ips["127.0.0.1"] || !ips["::1"] {
+				t.Fatalf("guest was asked for %v, want its IPv4 and IPv6 loopback", ips)
+			}
+		})
 	}
 }
