@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -213,7 +214,8 @@ func udpBackend(t testing.TB) net.PacketConn {
 
 // newForwarder returns a Forwarder through g with fast retries, closed at cleanup.
 func newForwarder(t testing.TB, g *guest) *Forwarder {
-	f := &Forwarder{Dial: g.Dial, RetryInterval: 20 * time.Millisecond, DrainTimeout: time.Second}
+	f := &Forwarder{Dial: g.Dial, RetryInterval: 20 * time.Millisecond, DrainTimeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler)}
 	t.Cleanup(func() { f.Close() })
 	return f
 }
