@@ -11,8 +11,12 @@ var InitramfsModules = []string{
 
 // RootModules are loaded by the guest agent after switch_root with one `modprobe -a`.
 // The image ships them and their dependencies in the root, with modules.dep from depmod.
+//
+// crc32c_generic comes first: libcrc32c (nf_conntrack, nf_tables) and ext4 need the "crc32c"
+// crypto algorithm, which is only a softdep alias, so an image pruned to the dependency
+// closure otherwise lacks it (ext4: "Cannot load crc32c driver"; netfilter: "Unknown symbol").
 var RootModules = []string{
-	"virtio_net", "virtio_rng", "vmw_vsock_virtio_transport", "9p", "9pnet_virtio",
+	"crc32c_generic", "virtio_net", "virtio_rng", "vmw_vsock_virtio_transport", "9p", "9pnet_virtio",
 	"ext4", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
 	"nf_nat", "nf_conntrack", "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "xt_nat",
 	"xt_tcpudp", "xt_mark", "iptable_nat", "iptable_filter", "ip6table_nat", "ip6table_filter",

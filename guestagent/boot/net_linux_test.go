@@ -22,3 +22,24 @@ func TestWaitNICSkipsVirtualInterfaces(t *testing.T) {
 		t.Fatalf("nic %q, %v", n, err)
 	}
 }
+
+func TestUserProcessesSkipsKernelThreadsAndSelf(t *testing.T) {
+	got := UserProcesses("/proc")
+	for _, pid := range got {
+		if pid == os.Getpid() {
+			t.Fatal("listed itself")
+		}
+		if pid == 2 {
+			t.Fatal("listed kthreadd")
+		}
+	}
+	// A fake /proc: one kernel thread, one user process with a space in its name.
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "10"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "11"), 0o755)
+	os.WriteFile(filepath.Join(dir, "10", "stat"), []byte("10 (kworker/0:1) I 2 0 0 0 -1 69238880 0 0"), 0o644)
+	os.WriteFile(filepath.Join(dir, "11", "stat"), []byte("11 (my proc) S 1 11 11 0 -1 4194560 0 0"), 0o644)
+	if pids := UserProcesses(dir); len(pids) != 1 || pids[0] != 11 {
+		t.Fatalf("fake proc: %v, want [11]", pids)
+	}
+}

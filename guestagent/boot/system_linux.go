@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,23 +198,64 @@ func SetHostname(root, name string) error {
 }
 
 // KillAll asks every process but PID 1 to stop, and kills what is left after grace.
+// kill(-1, 0) cannot tell when they are gone (kernel threads always count), so /proc is read.
 func KillAll(grace time.Duration) {
 	unix.Kill(-1, unix.SIGTERM)
 	unix.Kill(-1, unix.SIGCONT)
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if err := unix.Kill(-1, 0); err == unix.ESRCH {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if waitNoUserProcesses("/proc", grace) {
+		return
 	}
 	unix.Kill(-1, unix.SIGKILL)
-	for i := 0; i < 50; i++ {
-		if err := unix.Kill(-1, 0); err == unix.ESRCH {
-			return
+	waitNoUserProcesses("/proc", time.Second)
+}
+
+func waitNoUserProcesses(proc string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if len(UserProcesses(proc)) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// pfKthread is PF_KTHREAD in the flags field of /proc/<pid>/stat.
+const pfKthread = 0x00200000
+
+// UserProcesses lists the pids under proc that are neither this process nor kernel threads.
+// Zombies count until reaped.
+func UserProcesses(proc string) []int {
+	ents, _ := os.ReadDir(proc)
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses and may hold spaces.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 7 {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[6], 10, 64)
+		if err != nil || flags&pfKthread != 0 {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
 }
 
 // PowerOff syncs and powers the VM off. It returns only on failure.
