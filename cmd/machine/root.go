@@ -17,7 +17,19 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newCreateCommand(),
+		newStartCommand(),
+		newStopCommand(),
+		newRestartCommand(),
+		newStatusCommand(),
+		newListCommand(),
+		newRmCommand(),
+		newLogsCommand(),
+		newShellCommand(),
+		newDockerEnvCommand(),
+		newPortsCommand(),
 		newImageCommand(),
+		newHostAgentCommand(),
 	)
 	return root
 }

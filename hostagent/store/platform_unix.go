@@ -35,7 +35,6 @@ func tryLock(f *os.File) (bool, error) {
 	return err == nil, err
 }
 
-
 // processAlive reports whether pid names a live process.
 func processAlive(pid int) bool {
 	return pid > 0 && unix.Kill(pid, 0) == nil

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/machine-run/machine/hostagent/store"
+	"github.com/machine-run/machine/vmimage"
+)
+
+type createOptions struct {
+	cpus       int
+	memory     string
+	disk       string
+	arch       string
+	image      string
+	driver     string
+	publishAll bool
+}
+
+func (o *createOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&o.cpus, "cpus", min(store.DefaultCPUs, runtime.NumCPU()), "virtual CPUs")
+	f.StringVar(&o.memory, "memory", fmt.Sprintf("%dMiB", store.DefaultMemoryMiB), "memory (e.g. 2GiB, 4096M)")
+	f.StringVar(&o.disk, "disk", fmt.Sprintf("%dGiB", store.DefaultDiskGiB), "data disk size; sparse, it grows as used")
+	f.StringVar(&o.arch, "arch", runtime.GOARCH, "guest architecture: amd64 or arm64")
+	f.StringVar(&o.image, "image", "", "guest image folder (default: the newest built with `machine image build`)")
+	f.StringVar(&o.driver, "driver", defaultDriver(), "hypervisor driver: qemu or vz (macOS)")
+	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
+}
+
+func newCreateCommand() *cobra.Command {
+	o := &createOptions{}
+	cmd := &cobra.Command{
+		Use:   "create [NAME]",
+		Short: "Create a machine (does not start it)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := runCreate(o, machineName(args))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created machine %q in %s\nStart it with: machine start %s\n", m.Name, m.Dir, nameArg(m.Name))
+			return nil
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func runCreate(o *createOptions, name string) (*store.Machine, error) {
+	s, err := store.Open()
+	if err != nil {
+		return nil, err
+	}
+	mem, err := store.ParseSize(o.memory)
+	if err != nil {
+		return nil, fmt.Errorf("--memory: %w", err)
+	}
+	disk, err := store.ParseSize(o.disk)
+	if err != nil {
+		return nil, fmt.Errorf("--disk: %w", err)
+	}
+	cfg := &store.Config{
+		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: int(mem >> 20), DiskGiB: int(disk >> 30),
+		Driver: o.driver, PublishAllInterfaces: o.publishAll,
+	}
+	if err := store.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := store.ValidateResources(cfg, store.Host{CPUs: runtime.NumCPU(), MemoryMiB: hostMemoryMiB()}); err != nil {
+		return nil, fmt.Errorf("machine %q: %w", name, err)
+	}
+	if o.driver != "qemu" && o.driver != "vz" {
+		return nil, fmt.Errorf("--driver %q: choose qemu or vz", o.driver)
+	}
+	img, err := resolveImage(o.image, o.arch)
+	if err != nil {
+		return nil, err
+	}
+	return s.Create(cfg, img)
+}
+
+// resolveImage finds the image folder for a new machine and checks it is whole.
+func resolveImage(flag, arch string) (string, error) {
+	dir := flag
+	if dir == "" {
+		latest, err := vmimage.Latest(arch)
+		if err != nil {
+			return "", err
+		}
+		dir = latest
+	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("--image %q: not a folder; pulling images by reference is not supported yet: build one with `machine image build --arch %s`", flag, arch)
+	}
+	m, err := vmimage.Load(dir)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", dir, err)
+	}
+	if m.Arch != arch {
+		return "", fmt.Errorf("image %s is for %s, not %s: build one with `machine image build --arch %s`", dir, m.Arch, arch, arch)
+	}
+	return dir, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/machine-run/machine/hostagent"
+	"github.com/machine-run/machine/hostagent/store"
+)
+
+func newStatusCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "status [NAME]",
+		Short: "Show a machine's state, resources and boot phases",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, cfg, err := existingMachine(machineName(args))
+			if err != nil {
+				return err
+			}
+			st := machineStatus(cmd.Context(), m, cfg)
+			return printStatus(cmd.OutOrStdout(), format, st)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template (e.g. '{{.State}}')")
+	return cmd
+}
+
+// machineStatus asks the host agent, or reports a stopped machine from its config.
+func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hostagent.Status {
+	stopped := hostagent.Status{
+		Name: m.Name, State: hostagent.StateStopped, Arch: cfg.Arch, CPUs: cfg.CPUs,
+		MemoryMiB: cfg.MemoryMiB, DiskGiB: cfg.DiskGiB, Driver: cfg.Driver,
+	}
+	if !agentRunning(m) {
+		return stopped
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := hostagent.NewClient(m.ControlSocket()).Status(ctx)
+	if err != nil {
+		stopped.State = "unknown"
+		stopped.Error = err.Error()
+		return stopped
+	}
+	return *st
+}
+
+func printStatus(out io.Writer, format string, st hostagent.Status) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	case "table", "":
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
+		fmt.Fprintf(tw, "State:\t%s\n", st.State)
+		fmt.Fprintf(tw, "Driver:\t%s (%s)\n", st.Driver, st.Arch)
+		fmt.Fprintf(tw, "Resources:\t%d CPUs, %d MiB memory, %d GiB disk\n", st.CPUs, st.MemoryMiB, st.DiskGiB)
+		if st.DockerSocket != "" {
+			fmt.Fprintf(tw, "Docker:\t%s (context %s)\n", st.DockerSocket, st.DockerContext)
+		}
+		if st.GuestMemoryUsedMiB > 0 {
+			fmt.Fprintf(tw, "Guest memory used:\t%.0f MiB\n", st.GuestMemoryUsedMiB)
+		}
+		if len(st.Phases) > 0 {
+			var parts []string
+			for _, p := range st.Phases {
+				parts = append(parts, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
+			}
+			fmt.Fprintf(tw, "Boot:\t%s\n", strings.Join(parts, ", "))
+		}
+		if st.Error != "" {
+			fmt.Fprintf(tw, "Error:\t%s\n", st.Error)
+		}
+		return tw.Flush()
+	}
+	return execTemplate(out, format, st)
+}
+
+func execTemplate(out io.Writer, format string, v any) error {
+	t, err := template.New("format").Parse(format)
+	if err != nil {
+		return fmt.Errorf("--format: %w (use table, json or a Go template)", err)
+	}
+	if err := t.Execute(out, v); err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+func newListCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List machines",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := store.Open()
+			if err != nil {
+				return err
+			}
+			names, err := s.List()
+			if err != nil {
+				return err
+			}
+			sts := []hostagent.Status{}
+			for _, n := range names {
+				m, cfg, err := existingMachine(n)
+				if err != nil {
+					continue
+				}
+				sts = append(sts, machineStatus(cmd.Context(), m, cfg))
+			}
+			return printList(cmd.OutOrStdout(), format, sts)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template applied to each machine")
+	return cmd
+}
+
+func printList(out io.Writer, format string, sts []hostagent.Status) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sts)
+	case "table", "":
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSTATE\tDRIVER\tARCH\tCPUS\tMEMORY\tDISK\tDOCKER CONTEXT")
+		for _, s := range sts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%dMiB\t%dGiB\t%s\n", s.Name, s.State, s.Driver, s.Arch, s.CPUs, s.MemoryMiB, s.DiskGiB, hostagent.ContextName(s.Name))
+		}
+		return tw.Flush()
+	}
+	for _, s := range sts {
+		if err := execTemplate(out, format, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}

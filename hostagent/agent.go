@@ -1,0 +1,286 @@
+// Package hostagent is the per-machine daemon on the host. `machine start` spawns it detached;
+// it owns the VM through a driver.Driver, follows the guest agent's boot, serves the Docker
+// API socket and a private control API (status, stop, events, guest streams) on unix sockets,
+// and writes typed events as JSON lines. When it dies, the VM dies with it.
+package hostagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/store"
+	"github.com/machine-run/machine/portforward"
+	"github.com/machine-run/machine/vmimage"
+)
+
+// States reported by Status.
+const (
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateStopping = "stopping"
+	StateStopped  = "stopped"
+)
+
+// Options configure Run.
+type Options struct {
+	Machine   *store.Machine
+	Config    *store.Config
+	NewDriver func(driver.Config) (driver.Driver, error)
+	Logger    *slog.Logger
+
+	// GuestStopTimeout bounds the clean guest shutdown (containers get their stop grace
+	// inside it); ACPITimeout bounds the power-button fallback. Zero means the default.
+	GuestStopTimeout time.Duration
+	ACPITimeout      time.Duration
+}
+
+// Agent is one running host agent.
+type Agent struct {
+	o      Options
+	log    *slog.Logger
+	events *eventLog
+	drv    driver.Driver
+	guest  *guestClient
+	ports  *portforward.Forwarder
+
+	stopReq chan bool // true: force
+
+	mu      sync.Mutex
+	state   string
+	phases  []api.Phase
+	ready   bool
+	lastErr string
+	started time.Time
+}
+
+// Run runs the host agent until the VM stops: on a stop request, on ctx's end (SIGTERM), or
+// when the VM exits by itself. It returns nil after a requested stop.
+func Run(ctx context.Context, o Options) (err error) {
+	m := o.Machine
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.GuestStopTimeout == 0 {
+		o.GuestStopTimeout = 60 * time.Second
+	}
+	if o.ACPITimeout == 0 {
+		o.ACPITimeout = 15 * time.Second
+	}
+	lock, err := store.TryLock(m.AgentLock())
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("machine %q is already running (host agent pid %d)", m.Name, store.ReadPid(m.PidFile()))
+		}
+		return err
+	}
+	var cleanups []func() error
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			err = errors.Join(err, cleanups[i]())
+		}
+	}()
+	cleanups = append(cleanups, lock.Unlock)
+	if err := store.WriteFileAtomic(m.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() error { return ignoreNotExist(os.Remove(m.PidFile())) })
+
+	events, err := newEventLog(m.EventsPath())
+	if err != nil {
+		return fmt.Errorf("machine %q: events: %w", m.Name, err)
+	}
+	cleanups = append(cleanups, func() error { events.close(); return nil })
+	a := &Agent{o: o, log: o.Logger, events: events, stopReq: make(chan bool, 1), state: StateStarting, started: time.Now()}
+
+	dcfg, err := driverConfig(m, o.Config)
+	if err != nil {
+		return a.fail(err)
+	}
+	drv, err := o.NewDriver(dcfg)
+	if err != nil {
+		return a.fail(err)
+	}
+	a.drv = drv
+	a.guest = newGuestClient(drv)
+	a.ports = a.newForwarder()
+	cleanups = append(cleanups, a.ports.Close)
+	ctrl, err := a.serveControl(m.ControlSocket())
+	if err != nil {
+		return a.fail(fmt.Errorf("control socket: %w", err))
+	}
+	cleanups = append(cleanups, ctrl)
+	a.emit(Event{Type: EventStarting, Message: describeDriver(o.Config, drv)})
+	if err := drv.Start(ctx); err != nil {
+		return a.fail(fmt.Errorf("start VM: %w", err))
+	}
+	vmDone := make(chan error, 1)
+	go func() { vmDone <- drv.Wait() }()
+	a.emit(Event{Type: EventVMStarted})
+
+	guestCtx, stopGuest := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.followGuest(guestCtx) }()
+	cleanups = append(cleanups, func() error { stopGuest(); wg.Wait(); return nil })
+
+	select {
+	case err := <-vmDone:
+		a.setState(StateStopped)
+		msg := crashMessage(m, err)
+		a.emit(Event{Type: EventStopped, StopMethod: StopCrash, Message: msg})
+		return errors.New(msg)
+	case force := <-a.stopReq:
+		a.stop(force, vmDone)
+	case <-ctx.Done():
+		a.stop(false, vmDone)
+	}
+	return nil
+}
+
+func describeDriver(c *store.Config, d driver.Driver) string {
+	msg := fmt.Sprintf("driver %s, %s, %d CPUs, %d MiB", c.Driver, c.Arch, c.CPUs, c.MemoryMiB)
+	if ad, ok := d.(interface{ Accel() (string, string) }); ok {
+		accel, why := ad.Accel()
+		msg += fmt.Sprintf(", accelerator %s (%s)", accel, why)
+	}
+	return msg
+}
+
+func driverConfig(m *store.Machine, c *store.Config) (driver.Config, error) {
+	img, err := vmimage.Load(m.ImageDir())
+	if err != nil {
+		return driver.Config{}, fmt.Errorf("machine %q: guest image: %w (recreate the machine, or rebuild the image with `machine image build`)", m.Name, err)
+	}
+	if img.Arch != c.Arch {
+		return driver.Config{}, fmt.Errorf("machine %q: image is for %s but the machine is %s", m.Name, img.Arch, c.Arch)
+	}
+	dir := m.ImageDir()
+	return driver.Config{
+		Name: m.Name, Dir: m.Dir, Arch: c.Arch, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
+		Kernel:    img.Path(dir, vmimage.RoleKernel),
+		Initrd:    img.Path(dir, vmimage.RoleInitramfs),
+		RootImage: img.Path(dir, vmimage.RoleRoot),
+		DataDisk:  m.DataDisk(),
+		Cmdline:   img.Cmdline,
+		SerialLog: m.SerialLog(),
+	}, nil
+}
+
+// fail records a start failure as an event and returns it.
+func (a *Agent) fail(err error) error {
+	a.mu.Lock()
+	a.lastErr = err.Error()
+	a.state = StateStopped
+	a.mu.Unlock()
+	a.emit(Event{Type: EventError, Message: err.Error()})
+	return err
+}
+
+func (a *Agent) emit(e Event) {
+	a.log.Info("event", "type", e.Type, "message", e.Message, "phase", e.Phase)
+	a.events.emit(e)
+}
+
+func (a *Agent) setState(s string) {
+	a.mu.Lock()
+	a.state = s
+	a.mu.Unlock()
+}
+
+// requestStop asks Run to stop the VM; a second request can only escalate to force.
+func (a *Agent) requestStop(force bool) {
+	select {
+	case a.stopReq <- force:
+	default:
+		if force {
+			go a.drv.Kill()
+		}
+	}
+}
+
+// stop shuts the VM down: the guest agent's clean shutdown, then the ACPI power button, then
+// kill, each after a timeout. force goes straight to kill.
+func (a *Agent) stop(force bool, vmDone <-chan error) {
+	a.setState(StateStopping)
+	a.emit(Event{Type: EventStopping})
+	method := StopKill
+	switch {
+	case force:
+	case a.stopGuest(vmDone):
+		method = StopGuest
+	case a.stopACPI(vmDone):
+		method = StopACPI
+	}
+	if method == StopKill {
+		a.drv.Kill()
+		<-vmDone
+	}
+	a.setState(StateStopped)
+	a.emit(Event{Type: EventStopped, StopMethod: method, Message: "stopped (" + method + ")"})
+}
+
+func (a *Agent) stopGuest(vmDone <-chan error) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := a.guest.shutdown(ctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("guest shutdown request failed", "err", err)
+		return false
+	}
+	return waitDone(vmDone, a.o.GuestStopTimeout)
+}
+
+func (a *Agent) stopACPI(vmDone <-chan error) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := a.drv.RequestStop(ctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("ACPI power-off failed", "err", err)
+		return false
+	}
+	return waitDone(vmDone, a.o.ACPITimeout)
+}
+
+func waitDone(done <-chan error, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// listenPrivate listens on a unix socket only the user can use, replacing a stale one left
+// by a crashed agent (the agent lock proves no live agent owns it).
+func listenPrivate(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}

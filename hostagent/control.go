@@ -1,0 +1,183 @@
+package hostagent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/inetaf/tcpproxy"
+	"github.com/machine-run/machine/guestagent/api"
+)
+
+// Control API paths on the host agent's unix socket.
+const (
+	pathStatus = "/v1/status"
+	pathStop   = "/v1/stop"   // POST ?force=1
+	pathEvents = "/v1/events" // GET: JSON lines of Event, past ones first
+	pathGuest  = "/v1/guest/" // GET /v1/guest/{service} with Upgrade: a raw guest stream
+)
+
+// upgradeProto names the raw stream protocol in the Upgrade header.
+const upgradeProto = "machine-stream"
+
+// Status is what `machine status` shows. JSON field names are an API.
+type Status struct {
+	Name      string      `json:"name"`
+	State     string      `json:"state"`
+	Ready     bool        `json:"ready"`
+	AgentPid  int         `json:"agent_pid,omitempty"`
+	Arch      string      `json:"arch"`
+	CPUs      int         `json:"cpus"`
+	MemoryMiB int         `json:"memory_mib"`
+	DiskGiB   int         `json:"disk_gib"`
+	Driver    string      `json:"driver"`
+	Phases    []api.Phase `json:"phases,omitempty"`
+	// UptimeSeconds counts from the host agent's start.
+	UptimeSeconds float64 `json:"uptime_seconds,omitempty"`
+	DockerSocket  string  `json:"docker_socket,omitempty"`
+	DockerContext string  `json:"docker_context,omitempty"`
+	// GuestMemoryUsedMiB is MemTotal-MemAvailable inside the guest, when it answers.
+	GuestMemoryUsedMiB float64 `json:"guest_memory_used_mib,omitempty"`
+	Error              string  `json:"error,omitempty"`
+}
+
+func (a *Agent) status(ctx context.Context) Status {
+	a.mu.Lock()
+	s := Status{
+		Name: a.o.Machine.Name, State: a.state, Ready: a.ready, AgentPid: os.Getpid(),
+		Arch: a.o.Config.Arch, CPUs: a.o.Config.CPUs, MemoryMiB: a.o.Config.MemoryMiB,
+		DiskGiB: a.o.Config.DiskGiB, Driver: a.o.Config.Driver,
+		Phases:        append([]api.Phase(nil), a.phases...),
+		UptimeSeconds: time.Since(a.started).Seconds(),
+		Error:         a.lastErr,
+	}
+	a.mu.Unlock()
+	if s.Ready {
+		s.DockerSocket = a.o.Machine.DockerSocket()
+		s.DockerContext = ContextName(a.o.Machine.Name)
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if info, err := a.guest.info(ictx); err == nil {
+			s.GuestMemoryUsedMiB = float64(info.MemoryUsedKiB) / 1024
+		}
+		cancel()
+	}
+	return s
+}
+
+// serveControl serves the control API and returns its cleanup.
+func (a *Agent) serveControl(path string) (func() error, error) {
+	ln, err := listenPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathStatus, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, a.status(r.Context()))
+	})
+	mux.HandleFunc("POST "+pathStop, func(w http.ResponseWriter, r *http.Request) {
+		a.requestStop(r.URL.Query().Get("force") == "1")
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("GET "+pathEvents, a.serveEvents)
+	mux.HandleFunc("GET "+pathPorts, a.servePorts)
+	mux.HandleFunc("GET "+pathGuest+"{service}", a.serveGuestStream)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = srv.Close()
+		}
+		return errors.Join(err, ignoreNotExist(os.Remove(path)))
+	}, nil
+}
+
+func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
+	past, live, cancel := a.events.subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	flush := func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	for _, e := range past {
+		enc.Encode(e)
+	}
+	flush()
+	for {
+		select {
+		case e, ok := <-live:
+			if !ok {
+				return
+			}
+			if enc.Encode(e) != nil {
+				return
+			}
+			flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// serveGuestStream hands the CLI a raw stream to a guest service (shell, exec) by upgrading
+// the HTTP connection, then proxies it with half-close in both directions.
+func (a *Agent) serveGuestStream(w http.ResponseWriter, r *http.Request) {
+	svc, err := strconv.ParseUint(r.PathValue("service"), 10, 32)
+	if err != nil {
+		http.Error(w, "bad service number", http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("Upgrade") != upgradeProto {
+		http.Error(w, "want Upgrade: "+upgradeProto, http.StatusUpgradeRequired)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	guest, err := a.drv.DialGuest(ctx, uint32(svc))
+	cancel()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		guest.Close()
+		http.Error(w, "cannot hijack", http.StatusInternalServerError)
+		return
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		guest.Close()
+		return
+	}
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", upgradeProto)
+	if err := rw.Flush(); err != nil {
+		conn.Close()
+		guest.Close()
+		return
+	}
+	src := &tcpproxy.Conn{Conn: conn, Peeked: buffered(rw.Reader)}
+	dp := &tcpproxy.DialProxy{DialContext: func(context.Context, string, string) (net.Conn, error) { return guest, nil }}
+	dp.HandleConn(src)
+}
+
+func buffered(r *bufio.Reader) []byte {
+	b, _ := r.Peek(r.Buffered())
+	return b
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,34 @@
+package hostagent
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/portforward"
+)
+
+const pathPorts = "/v1/ports" // GET: []portforward.Forward
+
+func (a *Agent) newForwarder() *portforward.Forwarder {
+	return &portforward.Forwarder{
+		Dial:                 portforward.GuestDialer(a.drv.DialGuest),
+		PublishAllInterfaces: a.o.Config.PublishAllInterfaces,
+		Logger:               a.log,
+	}
+}
+
+// onPorts receives the guest's full set of published ports and mirrors it on the host.
+func (a *Agent) onPorts(ctx context.Context, ports []api.Port) {
+	if err := a.ports.Sync(ctx, ports); err != nil {
+		a.log.Warn("port sync failed", "err", err)
+	}
+}
+
+func (a *Agent) servePorts(w http.ResponseWriter, _ *http.Request) {
+	st := a.ports.Status()
+	if st == nil {
+		st = []portforward.Forward{}
+	}
+	writeJSON(w, st)
+}
