@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building the guest image, booting machines and the tests need on a
+# Debian/Ubuntu host. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+pkgs=(
+  qemu-system-x86 qemu-system-arm qemu-utils   # the QEMU driver (amd64 and arm64 guests)
+  mmdebstrap squashfs-tools erofs-utils        # guest root filesystem
+  qemu-user-static binfmt-support              # build the arm64 root on an amd64 host
+  busybox-static cpio e2fsprogs zstd xz-utils  # initramfs tools and test images
+  curl ca-certificates make
+)
+command -v docker >/dev/null || pkgs+=(docker.io) # the host docker CLI (the daemon is not used)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+  echo "Go is needed (1.26 or newer): install it from your distribution or the Go project" >&2
+  exit 1
+fi
+
+# Foreign-architecture binaries (arm64 root build) run through binfmt_misc.
+if [ -d /proc/sys/fs/binfmt_misc ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64 2>/dev/null || true
+fi

@@ -1,0 +1,136 @@
+//go:build e2e
+
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env is shared by every test: one MACHINE_HOME and one docker config for the run.
+var env struct {
+	bin          string // the machine binary
+	home         string // MACHINE_HOME
+	dockerConfig string // DOCKER_CONFIG
+}
+
+func TestMain(m *testing.M) {
+	env.bin = os.Getenv("MACHINE_BIN")
+	if env.bin == "" {
+		fmt.Fprintln(os.Stderr, "MACHINE_BIN is not set: run `make e2e`")
+		os.Exit(2)
+	}
+	tmp, err := os.MkdirTemp("", "machine-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	env.home = filepath.Join(tmp, "home")
+	env.dockerConfig = filepath.Join(tmp, "docker")
+	os.MkdirAll(env.dockerConfig, 0o700)
+	code := m.Run()
+	// Leave nothing running, whatever failed.
+	if names, _ := os.ReadDir(env.home); names != nil {
+		for _, n := range names {
+			exec.Command(env.bin, "stop", "--force", n.Name()).Run()
+		}
+	}
+	if code == 0 {
+		os.RemoveAll(tmp)
+	} else {
+		fmt.Fprintf(os.Stderr, "e2e state kept in %s\n", tmp)
+	}
+	os.Exit(code)
+}
+
+func cmdEnv() []string {
+	return append(os.Environ(), "MACHINE_HOME="+env.home, "DOCKER_CONFIG="+env.dockerConfig)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs a command with the test environment and returns its output and exit status.
+func run(t *testing.T, timeout time.Duration, stdin string, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = cmdEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %s: %v (stderr: %s)", name, strings.Join(args, " "), err, r.stderr)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s: timed out after %s (stdout: %s, stderr: %s)", name, strings.Join(args, " "), timeout, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// machine runs the machine CLI and fails the test on a non-zero exit.
+func machine(t *testing.T, args ...string) string {
+	t.Helper()
+	r := run(t, 15*time.Minute, "", env.bin, args...)
+	if r.code != 0 {
+		t.Fatalf("machine %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// docker runs the host's docker CLI against a machine's context.
+func docker(t *testing.T, context string, stdin string, args ...string) string {
+	t.Helper()
+	r := run(t, 10*time.Minute, stdin, "docker", append([]string{"--context", context}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("docker %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// latestImage is the image `make image` built for arch.
+func latestImage(t *testing.T, arch string) string {
+	t.Helper()
+	cache := os.Getenv("MACHINE_CACHE")
+	if cache == "" {
+		d, _ := os.UserCacheDir()
+		cache = filepath.Join(d, "machine")
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Join(cache, "images", arch, "latest"))
+	if err != nil {
+		t.Fatalf("no %s image in the cache (run `make image`): %v", arch, err)
+	}
+	return dir
+}
+
+// dumpLogs prints a machine's logs when a test failed, for CI.
+func dumpLogs(t *testing.T, name string) {
+	if !t.Failed() {
+		return
+	}
+	for _, f := range []string{"hostagent.log", "serial.log", "qemu.log"} {
+		b, _ := os.ReadFile(filepath.Join(env.home, name, f))
+		if len(b) > 20000 {
+			b = b[len(b)-20000:]
+		}
+		t.Logf("==> %s <==\n%s", f, b)
+	}
+}
+
+func hostArch() string { return runtime.GOARCH }

@@ -1,0 +1,292 @@
+//go:build e2e
+
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMachine boots one amd64 machine and runs the lifecycle and Docker checks against it in
+// order; later steps need the earlier ones, so the first failure ends the suite.
+func TestMachine(t *testing.T) {
+	const name = "e2e"
+	const ctxName = "machine-e2e"
+	defer dumpLogs(t, name)
+	steps := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"create", func(t *testing.T) {
+			out := machine(t, "create", name, "--cpus", "2", "--memory", "2GiB", "--disk", "16GiB", "--image", latestImage(t, "amd64"))
+			if !strings.Contains(out, "Created machine") {
+				t.Fatalf("create printed %q", out)
+			}
+			r := run(t, time.Minute, "", env.bin, "create", name)
+			if r.code == 0 || !strings.Contains(r.stderr, "already exists") {
+				t.Fatalf("second create: exit %d, %s", r.code, r.stderr)
+			}
+		}},
+		{"bad input", func(t *testing.T) {
+			for _, args := range [][]string{
+				{"create", "../evil"},
+				{"create", "big", "--cpus", "999"},
+				{"create", "mem", "--memory", "lots"},
+				{"start", "Bad_Name"},
+			} {
+				r := run(t, time.Minute, "", env.bin, args...)
+				if r.code == 0 || r.stderr == "" {
+					t.Errorf("machine %v: exit %d, stderr %q: want a clear error", args, r.code, r.stderr)
+				}
+			}
+		}},
+		{"start", func(t *testing.T) {
+			out := machine(t, "start", name)
+			t.Log(out)
+			for _, want := range []string{"init", "data-disk", "docker", "is ready"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("start output lacks %q", want)
+				}
+			}
+			if !strings.Contains(out, "formatted") {
+				t.Error("first boot did not report formatting the blank data disk")
+			}
+		}},
+		{"status", func(t *testing.T) {
+			var st struct {
+				State string `json:"state"`
+				Ready bool   `json:"ready"`
+				Phases []struct {
+					Name    string  `json:"name"`
+					Seconds float64 `json:"seconds"`
+				} `json:"phases"`
+				GuestMemoryUsedMiB float64 `json:"guest_memory_used_mib"`
+			}
+			if err := json.Unmarshal([]byte(machine(t, "status", name, "--format", "json")), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.State != "running" || !st.Ready || len(st.Phases) < 5 {
+				t.Fatalf("status = %+v", st)
+			}
+			t.Logf("boot phases %v; guest memory used %.0f MiB", st.Phases, st.GuestMemoryUsedMiB)
+			if got := strings.TrimSpace(machine(t, "status", name, "--format", "{{.State}}")); got != "running" {
+				t.Errorf("template status %q", got)
+			}
+			if !strings.Contains(machine(t, "ls"), name) {
+				t.Error("ls does not list the machine")
+			}
+		}},
+		{"shell", func(t *testing.T) {
+			if out := machine(t, "shell", name, "--", "uname", "-a"); !strings.Contains(out, "Linux") {
+				t.Errorf("uname -a printed %q", out)
+			}
+			r := run(t, time.Minute, "", env.bin, "shell", name, "--", "sh", "-c", "exit 3")
+			if r.code != 3 {
+				t.Errorf("exit code %d, want 3", r.code)
+			}
+			if out := machine(t, "shell", name, "--", "cat"); out != "" {
+				t.Errorf("cat with no stdin printed %q", out)
+			}
+			r = run(t, time.Minute, "piped\n", env.bin, "shell", name, "--", "cat")
+			if r.stdout != "piped\n" {
+				t.Errorf("stdin did not reach the command: %q", r.stdout)
+			}
+		}},
+		{"docker basics", func(t *testing.T) {
+			if out := docker(t, ctxName, "", "version", "--format", "{{.Server.Version}}"); !strings.HasPrefix(out, "2") {
+				t.Errorf("server version %q", out)
+			}
+			docker(t, ctxName, string(busyboxRootfs(t)), "import", "--change", `CMD ["/bin/sh"]`, "-", "busybox:e2e")
+			if out := docker(t, ctxName, "", "run", "--rm", "busybox:e2e", "echo", "hello"); out != "hello\n" {
+				t.Errorf("docker run echo printed %q", out)
+			}
+			if out := docker(t, ctxName, "data\n", "run", "-i", "--rm", "busybox:e2e", "cat"); out != "data\n" {
+				t.Errorf("stdin EOF through docker run -i: got %q", out)
+			}
+		}},
+		{"published ports", func(t *testing.T) { testPorts(t, ctxName) }},
+		{"docker logs -f", func(t *testing.T) {
+			docker(t, ctxName, "", "run", "-d", "--name", "ticker", "busybox:e2e", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 1; done")
+			out := docker(t, ctxName, "", "logs", "-f", "ticker")
+			if !strings.Contains(out, "tick 1\n") || !strings.Contains(out, "tick 10\n") {
+				t.Errorf("logs -f printed %q", out)
+			}
+			docker(t, ctxName, "", "rm", "-f", "ticker")
+		}},
+		{"docker load 200MB", func(t *testing.T) {
+			const size = 200 << 20
+			path := bigImageTar(t, "big:e2e", size)
+			st, _ := os.Stat(path)
+			began := time.Now()
+			docker(t, ctxName, "", "load", "-i", path)
+			d := time.Since(began)
+			t.Logf("docker load of %d MB: %.1fs (%.1f MB/s)", st.Size()>>20, d.Seconds(), float64(st.Size())/1e6/d.Seconds())
+			var got int64
+			fmt.Sscan(docker(t, ctxName, "", "image", "inspect", "--format", "{{.Size}}", "big:e2e"), &got)
+			if got < size {
+				t.Errorf("loaded image is %d bytes, want at least %d", got, size)
+			}
+		}},
+		{"data survives stop and start", func(t *testing.T) {
+			machine(t, "shell", name, "--", "sh", "-c", "echo kept > /var/lib/machine/e2e-marker")
+			out := machine(t, "stop", name)
+			if !strings.Contains(out, "stopped cleanly") {
+				t.Errorf("stop printed %q, want a clean stop", out)
+			}
+			if st := strings.TrimSpace(machine(t, "status", name, "--format", "{{.State}}")); st != "stopped" {
+				t.Errorf("state after stop %q", st)
+			}
+			out = machine(t, "start", name)
+			if strings.Contains(out, "formatted") {
+				t.Error("second boot reformatted the data disk")
+			}
+			if got := machine(t, "shell", name, "--", "cat", "/var/lib/machine/e2e-marker"); got != "kept\n" {
+				t.Errorf("marker after restart %q", got)
+			}
+			if out := docker(t, ctxName, "", "images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(out, "busybox:e2e") {
+				t.Errorf("images after restart: %q", out)
+			}
+		}},
+		{"recovers after the host agent is killed", func(t *testing.T) {
+			pidb, err := os.ReadFile(filepath.Join(env.home, name, "hostagent.pid"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pid int
+			fmt.Sscan(string(pidb), &pid)
+			p, _ := os.FindProcess(pid)
+			p.Kill()
+			deadline := time.Now().Add(30 * time.Second)
+			for strings.TrimSpace(machine(t, "status", name, "--format", "{{.State}}")) != "stopped" {
+				if time.Now().After(deadline) {
+					t.Fatal("machine still reported running after its host agent was killed")
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if qemuRunning(name) {
+				t.Fatal("QEMU outlived its host agent")
+			}
+			machine(t, "start", name)
+			if got := machine(t, "shell", name, "--", "cat", "/var/lib/machine/e2e-marker"); got != "kept\n" {
+				t.Errorf("marker after recovery %q", got)
+			}
+		}},
+		{"rm", func(t *testing.T) {
+			r := run(t, time.Minute, "", env.bin, "rm", name)
+			if r.code == 0 || !strings.Contains(r.stderr, "running") {
+				t.Errorf("rm of a running machine: exit %d, %s", r.code, r.stderr)
+			}
+			machine(t, "rm", "--force", name)
+			if _, err := os.Stat(filepath.Join(env.home, name)); !os.IsNotExist(err) {
+				t.Errorf("machine folder still there: %v", err)
+			}
+			if r := run(t, time.Minute, "", "docker", "context", "inspect", ctxName); r.code == 0 {
+				t.Error("docker context still there after rm")
+			}
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			return
+		}
+	}
+}
+
+func qemuRunning(name string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), "machine-"+name+"\x00") {
+			return true
+		}
+	}
+	return false
+}
+
+// testPorts publishes TCP and UDP ports on wildcard and loopback addresses and checks each
+// from the host, then that a removed container's port is gone.
+func testPorts(t *testing.T, ctxName string) {
+	began := time.Now()
+	docker(t, ctxName, "", "run", "-d", "--name", "web", "-p", "8080:80", "busybox:e2e", "httpd", "-f", "-p", "80", "-h", "/www")
+	reachable := waitHTTP(t, "http://127.0.0.1:8080/index.html", 20*time.Second)
+	t.Logf("published port reachable %v after docker run returned (run took %v)", reachable, time.Since(began)-reachable)
+
+	docker(t, ctxName, "", "run", "-d", "--name", "web4", "-p", "127.0.0.1:8081:80", "busybox:e2e", "httpd", "-f", "-p", "80", "-h", "/www")
+	waitHTTP(t, "http://127.0.0.1:8081/index.html", 20*time.Second)
+	docker(t, ctxName, "", "run", "-d", "--name", "web6", "-p", "[::1]:8082:80", "busybox:e2e", "httpd", "-f", "-p", "80", "-h", "/www")
+	waitHTTP(t, "http://[::1]:8082/index.html", 20*time.Second)
+
+	docker(t, ctxName, "", "run", "-d", "--name", "udp", "-p", "5353:5353/udp", "busybox:e2e", "/bin/udpecho", "-listen", ":5353")
+	waitUDPEcho(t, "127.0.0.1:5353", 20*time.Second)
+
+	ports := machine(t, "ports", "e2e", "--format", "json")
+	for _, want := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "[::1]:8082", "127.0.0.1:5353"} {
+		if !strings.Contains(ports, want) {
+			t.Errorf("machine ports lacks %s:\n%s", want, ports)
+		}
+	}
+	docker(t, ctxName, "", "rm", "-f", "web", "web4", "web6", "udp")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:8080", time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("port 8080 still open on the host after docker rm -f")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitHTTP polls url until it answers with the test page and returns how long that took.
+func waitHTTP(t *testing.T, url string, timeout time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for time.Since(began) < timeout {
+		resp, err := client.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), "hello from the container") {
+				return time.Since(began)
+			}
+			err = fmt.Errorf("status %s body %q", resp.Status, b)
+		}
+		last = err
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s not reachable after %v: %v", url, timeout, last)
+	return 0
+}
+
+func waitUDPEcho(t *testing.T, addr string, timeout time.Duration) {
+	t.Helper()
+	began := time.Now()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	for time.Since(began) < timeout {
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if n, err := bufio.NewReader(c).Read(buf); err == nil && string(buf[:n]) == "ping" {
+			return
+		}
+	}
+	t.Fatalf("no UDP echo from %s after %v", addr, timeout)
+}
