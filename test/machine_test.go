@@ -63,8 +63,8 @@ func TestMachine(t *testing.T) {
 		}},
 		{"status", func(t *testing.T) {
 			var st struct {
-				State string `json:"state"`
-				Ready bool   `json:"ready"`
+				State  string `json:"state"`
+				Ready  bool   `json:"ready"`
 				Phases []struct {
 					Name    string  `json:"name"`
 					Seconds float64 `json:"seconds"`
