@@ -19,7 +19,7 @@ const Suite = "trixie"
 // initramfs layout, root format, manifest): the cache keys include them.
 const (
 	rootfsRecipe = "rootfs-1"
-	imageRecipe  = "image-1"
+	imageRecipe  = "image-2"
 )
 
 // SchemaVersion is the manifest format version written by this package.
