@@ -22,6 +22,7 @@ import (
 	gexec "github.com/machine-run/machine/guestagent/exec"
 	"github.com/machine-run/machine/guestagent/forward"
 	"github.com/machine-run/machine/guestagent/initramfs"
+	"github.com/machine-run/machine/guestagent/ports"
 	"github.com/machine-run/machine/guestagent/reaper"
 	"github.com/machine-run/machine/guestagent/state"
 	"github.com/machine-run/machine/guestagent/transport"
@@ -116,6 +117,13 @@ func (a *agent) run() {
 	go func() {
 		<-a.state.ReadyChan()
 		a.log.Info("phase", "name", api.PhaseDocker, "ready", true)
+	}()
+	go func() {
+		<-a.state.ReadyChan()
+		w := &ports.Watcher{Socket: engine.DockerSocket, Report: a.state, Log: a.log}
+		if err := w.Run(ctx); err != nil {
+			a.log.Error("ports watcher stopped", "err", err)
+		}
 	}()
 	select {}
 }
