@@ -1,0 +1,247 @@
+package hostagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/mux"
+	"github.com/machine-run/machine/guestagent/control"
+	"github.com/machine-run/machine/guestagent/state"
+	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/store"
+	"github.com/machine-run/machine/vmimage"
+)
+
+// fakeVM is a driver.Driver whose "guest" is the real guest control service and a fake
+// Docker engine, reached over the real serial-channel multiplexer on a socket pair.
+type fakeVM struct {
+	ignoreShutdown bool // the guest agent accepts the request but never powers off
+	ignoreACPI     bool // the guest ignores the power button
+
+	client *mux.Client
+	st     *state.State
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	off    chan struct{}
+	how    string // "guest", "acpi", "kill", "crash"
+	synced time.Time
+}
+
+func newFakeVM() *fakeVM { return &fakeVM{off: make(chan struct{})} }
+
+func (f *fakeVM) Start(ctx context.Context) error {
+	hc, gc := net.Pipe()
+	client, err := mux.NewClient(hc)
+	if err != nil {
+		return err
+	}
+	srv, err := mux.NewServer(gc)
+	if err != nil {
+		return err
+	}
+	f.client = client
+	gctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.st = state.New(func() float64 { return 1.5 })
+	f.st.MeminfoPath = ""
+	ctl, _ := srv.Listen(api.ServiceControl)
+	dock, _ := srv.Listen(api.ServiceDocker)
+	echo, _ := srv.Listen(api.ServiceExec)
+	go srv.Serve(gctx)
+	svc := &control.Service{
+		State: f.st,
+		Shutdown: control.ShutdownFunc(func(context.Context) {
+			if !f.ignoreShutdown {
+				f.powerOff("guest")
+			}
+		}),
+		SetTime: func(t time.Time) error {
+			f.mu.Lock()
+			f.synced = t
+			f.mu.Unlock()
+			return nil
+		},
+	}
+	go svc.Serve(gctx, ctl)
+	go http.Serve(dock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) }))
+	go serveEcho(echo)
+	go func() {
+		for _, p := range []string{api.PhaseInit, api.PhaseAgent, api.PhaseDataDisk, api.PhaseDocker} {
+			f.st.Phase(p, "")
+		}
+		f.st.Ready()
+	}()
+	return nil
+}
+
+// serveEcho echoes each stream until EOF, then writes "bye" and closes: a half-close probe.
+func serveEcho(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 1024)
+			var got []byte
+			for {
+				n, err := c.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			c.Write(append(got, []byte(" bye")...))
+		}()
+	}
+}
+
+func (f *fakeVM) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
+	return f.client.DialGuest(ctx, service)
+}
+
+func (f *fakeVM) RequestStop(context.Context) error {
+	if !f.ignoreACPI {
+		f.powerOff("acpi")
+	}
+	return nil
+}
+
+func (f *fakeVM) Kill() error { f.powerOff("kill"); return nil }
+
+func (f *fakeVM) Wait() error {
+	<-f.off
+	if f.stoppedBy() == "crash" {
+		return errors.New("exit status 1")
+	}
+	return nil
+}
+
+func (f *fakeVM) powerOff(how string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.off:
+		return
+	default:
+	}
+	f.how = how
+	if f.cancel != nil {
+		f.cancel()
+		f.client.Close()
+	}
+	close(f.off)
+}
+
+func (f *fakeVM) stoppedBy() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.how
+}
+
+// testMachine makes a machine folder with a fake image that vmimage.Load accepts.
+func testMachine(t *testing.T) (*store.Machine, *store.Config) {
+	t.Helper()
+	// Unix socket paths are short: keep the folder short too.
+	home, err := os.MkdirTemp("", "ha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	s := &store.Store{Home: home}
+	img := t.TempDir()
+	man := vmimage.Manifest{SchemaVersion: vmimage.SchemaVersion, Arch: "amd64", Cmdline: "panic=-1"}
+	for _, r := range []string{vmimage.RoleKernel, vmimage.RoleInitramfs, vmimage.RoleRoot} {
+		os.WriteFile(filepath.Join(img, r), []byte(r), 0o644)
+		man.Files = append(man.Files, vmimage.File{Role: r, Name: r, Size: int64(len(r))})
+	}
+	b, _ := json.Marshal(man)
+	os.WriteFile(filepath.Join(img, vmimage.ManifestName), b, 0o644)
+	cfg := &store.Config{Name: "t", Arch: "amd64", CPUs: 1, MemoryMiB: 1024, DiskGiB: 4, Driver: "fake"}
+	m, err := s.Create(cfg, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, cfg
+}
+
+type running struct {
+	m    *store.Machine
+	vm   *fakeVM
+	c    *Client
+	done chan error
+}
+
+// startAgent runs the host agent with vm until it reports ready.
+func startAgent(t *testing.T, m *store.Machine, cfg *store.Config, vm *fakeVM) *running {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), Options{
+			Machine: m, Config: cfg,
+			NewDriver:        func(driver.Config) (driver.Driver, error) { return vm, nil },
+			GuestStopTimeout: 200 * time.Millisecond, ACPITimeout: 200 * time.Millisecond,
+		})
+	}()
+	r := &running{m: m, vm: vm, c: NewClient(m.ControlSocket()), done: done}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := r.c.Status(ctx); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("agent exited: %v", err)
+		case <-ctx.Done():
+			t.Fatal("control socket never answered")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	ready := false
+	r.c.Events(ctx, func(e Event) bool {
+		if e.Type == EventReady {
+			ready = true
+			return false
+		}
+		return true
+	})
+	if !ready {
+		t.Fatal("no ready event")
+	}
+	return r
+}
+
+func (r *running) stop(t *testing.T, force bool) Event {
+	t.Helper()
+	if err := r.c.Stop(context.Background(), force); err != nil {
+		t.Fatal(err)
+	}
+	var stopped Event
+	r.c.Events(context.Background(), func(e Event) bool {
+		if e.Type == EventStopped {
+			stopped = e
+		}
+		return true
+	})
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run after stop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after stop")
+	}
+	return stopped
+}
