@@ -166,12 +166,13 @@ func driverConfig(m *store.Machine, c *store.Config) (driver.Config, error) {
 	dir := m.ImageDir()
 	return driver.Config{
 		Name: m.Name, Dir: m.Dir, Arch: c.Arch, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
-		Kernel:    img.Path(dir, vmimage.RoleKernel),
-		Initrd:    img.Path(dir, vmimage.RoleInitramfs),
-		RootImage: img.Path(dir, vmimage.RoleRoot),
-		DataDisk:  m.DataDisk(),
-		Cmdline:   img.Cmdline,
-		SerialLog: m.SerialLog(),
+		Kernel:       img.Path(dir, vmimage.RoleKernel),
+		Initrd:       img.Path(dir, vmimage.RoleInitramfs),
+		RootImage:    img.Path(dir, vmimage.RoleRoot),
+		DataDisk:     m.DataDisk(),
+		Cmdline:      img.Cmdline,
+		SerialLog:    m.SerialLog(),
+		HostForwards: c.QEMUHostForwards,
 	}, nil
 }
 

@@ -20,18 +20,18 @@ import (
 var busyboxApplets = []string{"sh", "echo", "cat", "httpd", "sleep", "ls", "mkdir", "wget", "nc", "date", "true", "uname"}
 
 // busyboxRootfs returns a rootfs tarball (for `docker import`) with Debian's static busybox
-// and the udpecho helper: no registry is needed.
+// and the echoserver helper: no registry is needed.
 func busyboxRootfs(t *testing.T) []byte {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatalf("busybox-static is needed on the host (apt-get install busybox-static): %v", err)
 	}
-	udp := filepath.Join(t.TempDir(), "udpecho")
-	build := exec.Command("go", "build", "-o", udp, "./udpecho")
+	udp := filepath.Join(t.TempDir(), "echoserver")
+	build := exec.Command("go", "build", "-o", udp, "./echoserver")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+hostArch())
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build udpecho: %v\n%s", err, out)
+		t.Fatalf("build echoserver: %v\n%s", err, out)
 	}
 	udpBin, _ := os.ReadFile(udp)
 	var buf bytes.Buffer
@@ -40,7 +40,7 @@ func busyboxRootfs(t *testing.T) []byte {
 		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
 	}
 	addFile(tw, "bin/busybox", bb, 0o755)
-	addFile(tw, "bin/udpecho", udpBin, 0o755)
+	addFile(tw, "bin/echoserver", udpBin, 0o755)
 	addFile(tw, "www/index.html", []byte("hello from the container\n"), 0o644)
 	for _, a := range busyboxApplets {
 		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})

@@ -225,7 +225,7 @@ func testPorts(t *testing.T, ctxName string) {
 	docker(t, ctxName, "", "run", "-d", "--name", "web6", "-p", "[::1]:8082:80", "busybox:e2e", "httpd", "-f", "-p", "80", "-h", "/www")
 	waitHTTP(t, "http://[::1]:8082/index.html", 20*time.Second)
 
-	docker(t, ctxName, "", "run", "-d", "--name", "udp", "-p", "5353:5353/udp", "busybox:e2e", "/bin/udpecho", "-listen", ":5353")
+	docker(t, ctxName, "", "run", "-d", "--name", "udp", "-p", "5353:5353/udp", "busybox:e2e", "/bin/echoserver", "-udp", ":5353")
 	waitUDPEcho(t, "127.0.0.1:5353", 20*time.Second)
 
 	ports := machine(t, "ports", "e2e", "--format", "json")

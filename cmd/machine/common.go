@@ -91,5 +91,4 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 func (e exitError) ExitCode() int { return e.code }
 
-
 func isCanceled(ctx context.Context) bool { return ctx.Err() != nil }

@@ -19,6 +19,7 @@ type createOptions struct {
 	image      string
 	driver     string
 	publishAll bool
+	hostfwd    []string
 }
 
 func (o *createOptions) addFlags(cmd *cobra.Command) {
@@ -30,6 +31,8 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.image, "image", "", "guest image folder (default: the newest built with `machine image build`)")
 	f.StringVar(&o.driver, "driver", defaultDriver(), "hypervisor driver: qemu or vz (macOS)")
 	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
+	f.StringSliceVar(&o.hostfwd, "qemu-hostfwd", nil, "QEMU user-network hostfwd rules (benchmarks)")
+	f.MarkHidden("qemu-hostfwd")
 }
 
 func newCreateCommand() *cobra.Command {
@@ -66,7 +69,7 @@ func runCreate(o *createOptions, name string) (*store.Machine, error) {
 	}
 	cfg := &store.Config{
 		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: int(mem >> 20), DiskGiB: int(disk >> 30),
-		Driver: o.driver, PublishAllInterfaces: o.publishAll,
+		Driver: o.driver, PublishAllInterfaces: o.publishAll, QEMUHostForwards: o.hostfwd,
 	}
 	if err := store.ValidateName(name); err != nil {
 		return nil, err

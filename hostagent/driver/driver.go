@@ -48,6 +48,10 @@ type Config struct {
 
 	// Shares are host folders exposed to the guest (9p on QEMU, virtiofs on vz).
 	Shares []Share
+
+	// HostForwards are QEMU user-network hostfwd rules ("tcp:127.0.0.1:19000-:9000"); only
+	// benchmarks use them, to compare with the port forwarder. Other drivers ignore them.
+	HostForwards []string
 }
 
 // Share is a host folder exposed to the guest under Tag.

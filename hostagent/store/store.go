@@ -76,6 +76,9 @@ type Config struct {
 	// PublishAllInterfaces exposes wildcard-published container ports on all host
 	// interfaces instead of loopback only.
 	PublishAllInterfaces bool `json:"publish_all_interfaces"`
+	// QEMUHostForwards are QEMU hostfwd rules, for benchmarks that compare QEMU's own port
+	// forwarding with machine's (set with the hidden `create --qemu-hostfwd`).
+	QEMUHostForwards []string `json:"qemu_hostfwd,omitempty"`
 }
 
 // Machine is one machine's folder.

@@ -104,7 +104,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		// writeback caching with flushes passed through: a guest fsync reaches the host disk.
 		"-drive", "if=none,id=data,format=raw,cache=writeback,discard=unmap,detect-zeroes=unmap,file="+qemuPath(host.OS, cfg.DataDisk),
 		"-device", "virtio-blk-pci,drive=data",
-		"-netdev", "user,id=net0",
+		"-netdev", userNetdev(cfg.HostForwards),
 		"-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
 		"-device", "virtio-balloon-pci",
@@ -182,4 +182,14 @@ func qemuPath(goos, p string) string {
 		p = strings.ReplaceAll(p, "/", `\`)
 	}
 	return strings.ReplaceAll(p, ",", ",,")
+}
+
+// userNetdev is QEMU's user-mode network, with optional hostfwd rules (benchmarks compare
+// QEMU's own port forwarding with ours through them).
+func userNetdev(hostfwd []string) string {
+	s := "user,id=net0"
+	for _, f := range hostfwd {
+		s += ",hostfwd=" + f
+	}
+	return s
 }
