@@ -13,11 +13,10 @@ import (
 	"github.com/machine-run/machine/guestagent/reaper"
 )
 
-// ErrDHCPUnsupported is returned for machine.net=dhcp, which this agent cannot do yet.
-var ErrDHCPUnsupported = fmt.Errorf("network mode dhcp is not implemented in this guest agent yet")
-
 // SetupNetwork brings up loopback and configures the first NIC for mode ("user", "dhcp",
-// "none"). It returns the NIC's name.
+// "none"). It returns the NIC's name. For "dhcp" the lease is kept, renewed and replaced in
+// the background for as long as ctx lives; without one after dhcp.DefaultGiveUp the error
+// wraps dhcp.ErrNoLease and the client keeps trying.
 func SetupNetwork(ctx context.Context, r *reaper.Reaper, log *slog.Logger, mode string) (string, error) {
 	if mode == "none" {
 		_, err := r.Output(ctx, exec.Command("ip", "link", "set", "lo", "up"))
@@ -42,7 +41,7 @@ func SetupNetwork(ctx context.Context, r *reaper.Reaper, log *slog.Logger, mode 
 	case "dhcp":
 		r.Output(ctx, exec.Command("ip", "link", "set", "lo", "up"))
 		r.Output(ctx, exec.Command("ip", "link", "set", nic, "up"))
-		return nic, ErrDHCPUnsupported
+		return nic, setupDHCP(ctx, r, log, nic)
 	}
 	return nic, fmt.Errorf("network: unknown mode %q", mode)
 }
