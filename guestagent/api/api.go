@@ -40,6 +40,11 @@ const (
 	CmdlineHostname = "machine.hostname"
 	// CmdlineShares lists shared folders as tag=guestpath pairs separated by commas.
 	CmdlineShares = "machine.shares"
+	// CmdlineToken, when present, is a secret the host writes as the first line of the serial
+	// channel ("<token>\n") before any multiplexed traffic. It guards channels that other
+	// local users could reach (QEMU's loopback TCP chardev on Windows): the guest drops a
+	// connection that does not present it.
+	CmdlineToken = "machine.token"
 )
 
 // Channel values for CmdlineChannel.

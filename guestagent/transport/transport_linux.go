@@ -17,6 +17,7 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/guestagent/api/mux"
+	"github.com/machine-run/machine/guestagent/cmdline"
 )
 
 // PortWait bounds how long Open waits for the serial port device to appear.
@@ -46,8 +47,9 @@ func (c *Channel) Serve(ctx context.Context) error {
 }
 
 // Open prepares the channel of kind (api.ChannelSerial or api.ChannelVsock) for services.
-// For serial it waits (up to PortWait) for the port device; for vsock it listens on one port
-// per service at once.
+// For serial it waits (up to PortWait) for the port device, and when the kernel command line
+// carries api.CmdlineToken every session must start with that token; for vsock it listens on
+// one port per service at once.
 func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger) (*Channel, error) {
 	switch kind {
 	case api.ChannelSerial:
@@ -55,9 +57,14 @@ func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("channel: serial port", "device", path)
+		p, err := cmdline.ReadProc()
+		if err != nil {
+			return nil, err
+		}
+		token := p.Raw[api.CmdlineToken]
+		log.Info("channel: serial port", "device", path, "token", token != "")
 		open := func() (io.ReadWriteCloser, error) { return os.OpenFile(path, os.O_RDWR, 0) }
-		return serialChannel(open, services, log), nil
+		return serialChannel(open, services, token, log), nil
 	case api.ChannelVsock:
 		return vsockChannel(services, log)
 	}
@@ -73,13 +80,14 @@ func newChannel(services []uint32, log *slog.Logger) *Channel {
 }
 
 // serialChannel serves mux sessions over the device returned by open, one after the other:
-// when a session ends (the host hung up), the device is reopened for the next.
-func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, log *slog.Logger) *Channel {
+// when a session ends (the host hung up, or a peer failed the token check), the device is
+// reopened for the next. A non-empty token must be the first line of every session.
+func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, token string, log *slog.Logger) *Channel {
 	c := newChannel(services, log)
 	c.serve = func(ctx context.Context) error {
 		delay := 50 * time.Millisecond
 		for ctx.Err() == nil {
-			err := c.serveSession(ctx, open)
+			err := c.serveSession(ctx, open, token)
 			if ctx.Err() != nil {
 				break
 			}
@@ -95,10 +103,20 @@ func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, l
 	return c
 }
 
-func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteCloser, error)) error {
+func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteCloser, error), token string) error {
 	dev, err := open()
 	if err != nil {
 		return fmt.Errorf("channel: open serial port: %w", err)
+	}
+	if token != "" {
+		// The read blocks until a peer writes; closing on ctx's end unblocks it.
+		stop := context.AfterFunc(ctx, func() { dev.Close() })
+		err := checkToken(dev, token)
+		stop()
+		if err != nil {
+			dev.Close()
+			return err
+		}
 	}
 	srv, err := mux.NewServer(dev)
 	if err != nil {

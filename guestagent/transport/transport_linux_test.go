@@ -48,7 +48,7 @@ func serialHarness(t *testing.T, services ...uint32) (*Channel, chan *mux.Client
 		hosts <- cl
 		return g, nil
 	}
-	ch := serialChannel(open, services, slog.New(slog.DiscardHandler))
+	ch := serialChannel(open, services, "", slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ch.Serve(ctx); close(done) }()

@@ -1,0 +1,102 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/mux"
+)
+
+func TestCheckToken(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name, in string
+		ok       bool
+		rest     string // what must be left unread
+	}{
+		{"right", tok + "\nMUX", true, "MUX"},
+		{"wrong", strings.Repeat("f", 32) + "\n", false, ""},
+		{"prefix", tok[:31] + "\n", false, ""},
+		{"longer", tok + "0\n", false, ""},
+		{"no newline before eof", tok, false, ""},
+		{"empty line", "\n" + tok + "\n", false, tok + "\n"},
+		{"endless line", strings.Repeat("a", 1000), false, strings.Repeat("a", 1000-34)},
+	}
+	for _, tt := range tests {
+		r := strings.NewReader(tt.in)
+		err := checkToken(r, tok)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: checkToken = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+		if rest, _ := io.ReadAll(r); string(rest) != tt.rest {
+			t.Errorf("%s: left %q unread, want %q", tt.name, rest, tt.rest)
+		}
+	}
+}
+
+// TestSerialTokenGate: a peer with the wrong token is hung up on and the next session, from
+// a peer with the right token, is served.
+func TestSerialTokenGate(t *testing.T) {
+	const tok = "5f0c8a0d2b6e4f1a9c3d7e8b1a2c3d4e"
+	hosts := make(chan net.Conn, 4)
+	open := func() (io.ReadWriteCloser, error) {
+		h, g := socketPair(t)
+		hosts <- h
+		return g, nil
+	}
+	ch := serialChannel(open, []uint32{api.ServiceControl}, tok, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ch.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		for {
+			c, err := ch.Listener(api.ServiceControl).Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello host"))
+			c.Close()
+		}
+	}()
+
+	intruder := <-hosts
+	defer intruder.Close()
+	intruder.Write([]byte("00000000000000000000000000000000\n"))
+	intruder.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := intruder.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+		t.Fatalf("wrong token: read %d bytes, %v; want the guest to hang up (EOF)", n, err)
+	}
+
+	var h net.Conn
+	select {
+	case h = <-hosts:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the guest did not reopen the channel after a failed token")
+	}
+	defer h.Close()
+	h.Write([]byte(tok + "\n"))
+	cl, err := mux.NewClient(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	c, err := cl.DialGuest(dctx, api.ServiceControl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	if !bytes.Equal(b, []byte("hello host")) {
+		t.Fatalf("read %q through the authenticated session", b)
+	}
+}
