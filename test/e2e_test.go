@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 	// Leave nothing running, whatever failed.
 	if names, _ := os.ReadDir(env.home); names != nil {
 		for _, n := range names {
-			exec.Command(env.bin, "stop", "--force", n.Name()).Run()
+			stop := exec.Command(env.bin, "stop", "--force", n.Name())
+			stop.Env = cmdEnv()
+			stop.Run()
 		}
 	}
 	if code == 0 {
@@ -60,7 +62,7 @@ type result struct {
 }
 
 // run runs a command with the test environment and returns its output and exit status.
-func run(t *testing.T, timeout time.Duration, stdin string, name string, args ...string) result {
+func run(t testing.TB, timeout time.Duration, stdin string, name string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -85,7 +87,7 @@ func run(t *testing.T, timeout time.Duration, stdin string, name string, args ..
 }
 
 // machine runs the machine CLI and fails the test on a non-zero exit.
-func machine(t *testing.T, args ...string) string {
+func machine(t testing.TB, args ...string) string {
 	t.Helper()
 	r := run(t, 15*time.Minute, "", env.bin, args...)
 	if r.code != 0 {
@@ -95,7 +97,7 @@ func machine(t *testing.T, args ...string) string {
 }
 
 // docker runs the host's docker CLI against a machine's context.
-func docker(t *testing.T, context string, stdin string, args ...string) string {
+func docker(t testing.TB, context string, stdin string, args ...string) string {
 	t.Helper()
 	r := run(t, 10*time.Minute, stdin, "docker", append([]string{"--context", context}, args...)...)
 	if r.code != 0 {
@@ -105,7 +107,7 @@ func docker(t *testing.T, context string, stdin string, args ...string) string {
 }
 
 // latestImage is the image `make image` built for arch.
-func latestImage(t *testing.T, arch string) string {
+func latestImage(t testing.TB, arch string) string {
 	t.Helper()
 	cache := os.Getenv("MACHINE_CACHE")
 	if cache == "" {

@@ -21,7 +21,7 @@ var busyboxApplets = []string{"sh", "echo", "cat", "httpd", "sleep", "ls", "mkdi
 
 // busyboxRootfs returns a rootfs tarball (for `docker import`) with Debian's static busybox
 // and the echoserver helper: no registry is needed.
-func busyboxRootfs(t *testing.T) []byte {
+func busyboxRootfs(t testing.TB) []byte {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
@@ -56,7 +56,7 @@ func addFile(tw *tar.Writer, name string, data []byte, mode int64) {
 
 // bigImageTar writes a `docker save` archive of an image whose one layer holds size bytes of
 // incompressible data, tagged tag, and returns its path.
-func bigImageTar(t *testing.T, tag string, size int64) string {
+func bigImageTar(t testing.TB, tag string, size int64) string {
 	t.Helper()
 	dir := t.TempDir()
 	layerPath := filepath.Join(dir, "layer.tar")

@@ -1,0 +1,249 @@
+//go:build e2e
+
+package test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent"
+	"github.com/machine-run/machine/portforward"
+)
+
+// BenchmarkMachine boots a machine under QEMU and prints, in one run: start-to-ready (first
+// boot with a blank disk, then a reboot), host-agent memory and idle CPU, publish-to-reachable
+// latency, and forwarding throughput and latency through machine's forwarder versus the raw
+// guest channel and QEMU's own hostfwd, with ratios. Run with -benchtime=1x.
+func BenchmarkMachine(b *testing.B) {
+	const name = "bench"
+	const ctxName = "machine-bench"
+	machine(b, "create", name, "--image", latestImage(b, hostArch()), "--qemu-hostfwd", "tcp:127.0.0.1:19000-:9000")
+	defer machine(b, "rm", "--force", name)
+
+	for i, label := range []string{"first boot (blank disk)", "second boot"} {
+		began := time.Now()
+		out := machine(b, "start", name)
+		d := time.Since(began)
+		fmt.Printf("start to Docker-ready, %s: %.1fs\n%s", label, d.Seconds(), indent(phaseLines(out)))
+		b.ReportMetric(d.Seconds(), fmt.Sprintf("ready%d_s", i+1))
+		if i == 0 {
+			machine(b, "stop", name)
+		}
+	}
+
+	agentPid := readPid(filepath.Join(env.home, name, "hostagent.pid"))
+	qemuPid := findQEMU(name)
+	rss := rssKiB(agentPid)
+	a0, q0, t0 := cpuTicks(agentPid), cpuTicks(qemuPid), time.Now()
+	time.Sleep(60 * time.Second)
+	a1, q1, el := cpuTicks(agentPid), cpuTicks(qemuPid), time.Since(t0).Seconds()
+	agentCPU := float64(a1-a0) / 100 / el * 100
+	qemuCPU := float64(q1-q0) / 100 / el * 100
+	fmt.Printf("idle over %.0fs: host agent %.2f%% CPU, %.1f MB RSS; QEMU %.1f%% CPU, %.0f MB RSS\n", el, agentCPU, float64(rss)/1024, qemuCPU, float64(rssKiB(qemuPid))/1024)
+	b.ReportMetric(float64(rss)/1024, "agent_rss_MB")
+	b.ReportMetric(agentCPU, "agent_idle_cpu_%")
+	b.ReportMetric(qemuCPU, "qemu_idle_cpu_%")
+	if st, err := hostagent.NewClient(filepath.Join(env.home, name, "hostagent.sock")).Status(context.Background()); err == nil {
+		fmt.Printf("guest memory used after boot, engine idle: %.0f MiB\n", st.GuestMemoryUsedMiB)
+		b.ReportMetric(st.GuestMemoryUsedMiB, "guest_used_MiB")
+	}
+
+	docker(b, ctxName, string(busyboxRootfs(b)), "import", "--change", `CMD ["/bin/sh"]`, "-", "busybox:bench")
+
+	// Publish-to-reachable: from `docker run -d -p` returning to a TCP connect succeeding.
+	var pub []time.Duration
+	for i := 0; i < 5; i++ {
+		port := 9100 + i
+		docker(b, ctxName, "", "run", "-d", "--name", fmt.Sprint("p", i), "-p", fmt.Sprintf("%d:9000", port), "busybox:bench", "/bin/echoserver", "-tcp", ":9000")
+		began := time.Now()
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Since(began) > 20*time.Second {
+				b.Fatalf("port %d never reachable", port)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		pub = append(pub, time.Since(began))
+		docker(b, ctxName, "", "rm", "-f", fmt.Sprint("p", i))
+	}
+	p50 := percentile(pub, 50)
+	fmt.Printf("publish to reachable on the host: p50 %.1f ms (of %d)\n", ms(p50), len(pub))
+	b.ReportMetric(ms(p50), "publish_p50_ms")
+
+	// Forwarding paths to one echo server in the guest.
+	docker(b, ctxName, "", "run", "-d", "--name", "echo", "-p", "9000:9000", "busybox:bench", "/bin/echoserver", "-tcp", ":9000")
+	defer docker(b, ctxName, "", "rm", "-f", "echo")
+	agent := hostagent.NewClient(filepath.Join(env.home, name, "hostagent.sock"))
+	fwd := portforward.GuestDialer(agent.DialGuest)
+	paths := []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"machine forwarder (127.0.0.1:9000)", func() (net.Conn, error) { return net.Dial("tcp", "127.0.0.1:9000") }},
+		{"raw guest channel", func() (net.Conn, error) {
+			return fwd(context.Background(), api.ForwardRequest{Proto: "tcp", Port: 9000})
+		}},
+		{"QEMU hostfwd (127.0.0.1:19000)", func() (net.Conn, error) { return net.Dial("tcp", "127.0.0.1:19000") }},
+	}
+	waitTCP(b, "127.0.0.1:9000")
+	type res struct{ mbps, p50, p99 float64 }
+	var results []res
+	for _, p := range paths {
+		mbps := throughput(b, p.dial, 32<<20)
+		p50, p99 := latency(b, p.dial, 500)
+		results = append(results, res{mbps, p50, p99})
+		fmt.Printf("%-36s %7.1f MB/s  rtt p50 %6.2f ms  p99 %6.2f ms\n", p.name, mbps, p50, p99)
+	}
+	fmt.Printf("ratios forwarder/hostfwd: throughput %.2f, p50 %.2f; forwarder/raw channel: throughput %.2f, p50 %.2f\n",
+		results[0].mbps/results[2].mbps, results[0].p50/results[2].p50, results[0].mbps/results[1].mbps, results[0].p50/results[1].p50)
+	b.ReportMetric(results[0].mbps, "fwd_MB/s")
+	b.ReportMetric(results[2].mbps, "hostfwd_MB/s")
+	b.ReportMetric(results[0].p50, "fwd_p50_ms")
+	b.ReportMetric(results[2].p50, "hostfwd_p50_ms")
+
+	// docker load through the socket.
+	path := bigImageTar(b, "big:bench", 200<<20)
+	st, _ := os.Stat(path)
+	began := time.Now()
+	docker(b, ctxName, "", "load", "-i", path)
+	loadMBps := float64(st.Size()) / 1e6 / time.Since(began).Seconds()
+	fmt.Printf("docker load of %d MB through docker.sock: %.1f MB/s\n", st.Size()>>20, loadMBps)
+	b.ReportMetric(loadMBps, "load_MB/s")
+}
+
+func phaseLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "s  (+") {
+			keep = append(keep, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(keep, "\n") + "\n"
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
+}
+
+func readPid(path string) int {
+	b, _ := os.ReadFile(path)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func findQEMU(name string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), "machine-"+name+"\x00") {
+			n, _ := strconv.Atoi(e.Name())
+			return n
+		}
+	}
+	return 0
+}
+
+func rssKiB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// cpuTicks is utime+stime of pid in clock ticks (100 per second on Linux).
+func cpuTicks(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		f := strings.Fields(s[i+1:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			return u + st
+		}
+	}
+	return 0
+}
+
+func waitTCP(b *testing.B, addr string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("%s never reachable", addr)
+}
+
+// throughput sends n bytes through an echo connection and returns MB/s of payload.
+func throughput(b *testing.B, dial func() (net.Conn, error), n int64) float64 {
+	c, err := dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	began := time.Now()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, c, n)
+		errc <- err
+	}()
+	buf := make([]byte, 64<<10)
+	for sent := int64(0); sent < n; sent += int64(len(buf)) {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / 1e6 / time.Since(began).Seconds()
+}
+
+// latency measures round trips of 64 bytes on one connection; it returns p50 and p99 in ms.
+func latency(b *testing.B, dial func() (net.Conn, error), rounds int) (float64, float64) {
+	c, err := dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 64)
+	var ds []time.Duration
+	for i := 0; i < rounds; i++ {
+		began := time.Now()
+		c.Write(msg)
+		if _, err := io.ReadFull(c, msg); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(began))
+	}
+	return ms(percentile(ds, 50)), ms(percentile(ds, 99))
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)*p/100]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
