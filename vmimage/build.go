@@ -138,9 +138,15 @@ func buildInto(ctx context.Context, j *job, images string) (*Manifest, error) {
 		return nil, err
 	}
 	final := filepath.Join(images, j.imageKey)
-	os.RemoveAll(final) // an unloadable leftover with the same key
 	if err := os.Rename(tmp, final); err != nil {
-		return nil, fmt.Errorf("image cache: %w", err)
+		// Another build of the same inputs may have finished first: use its image.
+		if other, lerr := Load(final); lerr == nil {
+			return other, nil
+		}
+		os.RemoveAll(final) // an unloadable leftover under the same key
+		if err := os.Rename(tmp, final); err != nil {
+			return nil, fmt.Errorf("image cache: %w", err)
+		}
 	}
 	return m, nil
 }
