@@ -28,8 +28,13 @@ type Host struct {
 	// VsockCID, when non-zero, attaches vhost-vsock with this guest CID and makes the guest
 	// serve on vsock instead of the serial channel.
 	VsockCID uint32
-	// AgentSocket is where QEMU listens for the host end of the serial channel.
+	// AgentSocket is the unix socket where QEMU listens for the host end of the serial
+	// channel. When empty, QEMU listens on loopback TCP port AgentPort instead (Windows).
 	AgentSocket string
+	AgentPort   int
+	// Token, when set, goes on the kernel command line (api.CmdlineToken) and the host
+	// writes it first on the serial channel; required with AgentPort.
+	Token string
 	// QMPSocket is QEMU's machine protocol socket (power-off requests).
 	QMPSocket string
 }
@@ -76,6 +81,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		api.CmdlineNet + "=user",
 		api.CmdlineHostname + "=" + cfg.Name,
 		sharesCmdline(cfg.Shares),
+		tokenCmdline(host.Token),
 	}, " ")), " ")
 
 	a := []string{
@@ -115,9 +121,13 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	if host.VsockCID != 0 {
 		a = append(a, "-device", fmt.Sprintf("vhost-vsock-pci,guest-cid=%d", host.VsockCID))
 	} else {
+		chardev, err := agentChardev(host)
+		if err != nil {
+			return nil, err
+		}
 		a = append(a,
 			"-device", "virtio-serial-pci,id=vser0",
-			"-chardev", "socket,id=agent,server=on,wait=off,path="+qemuPath(host.OS, host.AgentSocket),
+			"-chardev", chardev,
 			"-device", "virtserialport,bus=vser0.0,chardev=agent,name="+api.SerialPortName,
 		)
 	}
@@ -173,6 +183,13 @@ func sharesCmdline(shares []driver.Share) string {
 		parts = append(parts, s.Tag+"="+s.GuestPath)
 	}
 	return api.CmdlineShares + "=" + strings.Join(parts, ",")
+}
+
+func tokenCmdline(token string) string {
+	if token == "" {
+		return ""
+	}
+	return api.CmdlineToken + "=" + token
 }
 
 // qemuPath renders a host path for QEMU options that are split on commas: QEMU escapes a

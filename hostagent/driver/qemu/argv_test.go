@@ -71,9 +71,10 @@ func TestArgs(t *testing.T) {
 		},
 		{
 			name: "windows whpx falls back to tcg", arch: "amd64",
-			host:    Host{OS: "windows", Accel: AccelWHPX, AgentSocket: `C:\m\a.sock`, QMPSocket: `C:\m\q.sock`},
+			host:    Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: "00112233445566778899aabbccddeeff", QMPSocket: `C:\m\q.sock`},
 			machine: "q35", accels: []string{"whpx", "tcg,tb-size=256,thread=multi"}, cpu: "max",
-			append: []string{"console=ttyS0"},
+			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.token=00112233445566778899aabbccddeeff"},
+			devices: []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
 		},
 	}
 	for _, tt := range tests {

@@ -38,23 +38,28 @@ func New(cfg driver.Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	path, err := exec.LookPath(bin)
+	path, err := locateQEMU(runtime.GOOS, bin, os.Getenv, exec.LookPath, isFile)
 	if err != nil {
-		return nil, fmt.Errorf("qemu: %s not found in PATH: install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-system-arm; macOS: brew install qemu): %w", bin, err)
+		return nil, err
 	}
 	accel, why := DetectAccel(runtime.GOOS, runtime.GOARCH, cfg.Arch, hostProbe())
 	host := Host{
 		OS:          runtime.GOOS,
 		Accel:       accel,
-		AgentSocket: filepath.Join(cfg.Dir, "agent.sock"),
+		AgentSocket: agentSocketPath(runtime.GOOS, cfg.Dir),
 		QMPSocket:   filepath.Join(cfg.Dir, "qmp.sock"),
 	}
 	for _, s := range []string{host.AgentSocket, host.QMPSocket} {
-		if len(s) >= maxUnixPath {
+		if s != "" && len(s) >= maxUnixPath {
 			return nil, fmt.Errorf("qemu: socket path %q is too long for a unix socket (%d bytes, max %d): set MACHINE_HOME to a shorter folder", s, len(s), maxUnixPath-1)
 		}
 	}
 	return &Driver{cfg: cfg, host: host, binary: path, why: why, exited: make(chan struct{})}, nil
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }
 
 // maxUnixPath is the size of sun_path on Linux (macOS allows only 104).
@@ -65,11 +70,17 @@ func (d *Driver) Accel() (accel, why string) { return d.host.Accel, d.why }
 
 // Start runs QEMU and connects the host end of the guest channel.
 func (d *Driver) Start(ctx context.Context) error {
+	if err := d.host.prepareChannel(); err != nil {
+		return err
+	}
 	args, err := Args(d.cfg, d.host)
 	if err != nil {
 		return err
 	}
 	for _, s := range []string{d.host.AgentSocket, d.host.QMPSocket} {
+		if s == "" {
+			continue
+		}
 		// Left by a QEMU that died with its host agent; QEMU refuses to bind over it.
 		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("qemu: remove stale socket: %w", err)
@@ -113,26 +124,21 @@ func (d *Driver) Start(ctx context.Context) error {
 	return nil
 }
 
-// connectAgentSocket dials QEMU's chardev socket, which appears shortly after QEMU starts.
+// connectAgentSocket dials QEMU's agent chardev (unix socket or loopback TCP) and presents
+// the channel token.
 func (d *Driver) connectAgentSocket(ctx context.Context) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	delay := 5 * time.Millisecond
-	for {
-		var dialer net.Dialer
-		conn, err := dialer.DialContext(ctx, "unix", d.host.AgentSocket)
-		if err == nil {
-			return conn, nil
-		}
+	conn, err := dialAgent(ctx, d.host, d.exited)
+	if err != nil {
 		select {
 		case <-d.exited:
-			return nil, fmt.Errorf("qemu: exited before its channel socket was ready: %v", d.waitErr)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("qemu: channel socket %s: %w", d.host.AgentSocket, err)
-		case <-time.After(delay):
+			return nil, fmt.Errorf("%w: %v", err, d.waitErr)
+		default:
 		}
-		delay = min(delay*2, 200*time.Millisecond)
+		return nil, err
 	}
+	return conn, nil
 }
 
 // DialGuest opens a stream to a guest service.
