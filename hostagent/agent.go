@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/shares"
 	"github.com/machine-run/machine/hostagent/store"
 	"github.com/machine-run/machine/portforward"
 	"github.com/machine-run/machine/vmimage"
@@ -173,7 +175,21 @@ func driverConfig(m *store.Machine, c *store.Config) (driver.Config, error) {
 		Cmdline:      img.Cmdline,
 		SerialLog:    m.SerialLog(),
 		HostForwards: c.QEMUHostForwards,
+		Shares:       driverShares(c.Shares),
 	}, nil
+}
+
+// driverShares tags each shared folder and places it at its guest path.
+func driverShares(paths []string) []driver.Share {
+	var out []driver.Share
+	for i, p := range paths {
+		gp, err := shares.CheckGuestPath(runtime.GOOS, p)
+		if err != nil {
+			continue // validated at create; a folder that became invalid is skipped, not fatal
+		}
+		out = append(out, driver.Share{Tag: fmt.Sprintf("share%d", i), HostPath: p, GuestPath: gp})
+	}
+	return out
 }
 
 // fail records a start failure as an event and returns it.

@@ -20,6 +20,7 @@ var env struct {
 	bin          string // the machine binary
 	home         string // MACHINE_HOME
 	dockerConfig string // DOCKER_CONFIG
+	shared       string // a host folder shared into the machines
 }
 
 func TestMain(m *testing.M) {
@@ -34,6 +35,8 @@ func TestMain(m *testing.M) {
 	}
 	env.home = filepath.Join(tmp, "home")
 	env.dockerConfig = filepath.Join(tmp, "docker")
+	env.shared = filepath.Join(tmp, "shared")
+	os.MkdirAll(env.shared, 0o755)
 	os.MkdirAll(env.dockerConfig, 0o700)
 	code := m.Run()
 	// Leave nothing running, whatever failed.

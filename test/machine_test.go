@@ -27,7 +27,7 @@ func TestMachine(t *testing.T) {
 		fn   func(t *testing.T)
 	}{
 		{"create", func(t *testing.T) {
-			out := machine(t, "create", name, "--cpus", "2", "--memory", "2GiB", "--disk", "16GiB", "--image", latestImage(t, "amd64"))
+			out := machine(t, "create", name, "--cpus", "2", "--memory", "2GiB", "--disk", "16GiB", "--image", latestImage(t, "amd64"), "--share", env.shared)
 			if !strings.Contains(out, "Created machine") {
 				t.Fatalf("create printed %q", out)
 			}
@@ -111,6 +111,18 @@ func TestMachine(t *testing.T) {
 			}
 			if out := docker(t, ctxName, "data\n", "run", "-i", "--rm", "busybox:e2e", "cat"); out != "data\n" {
 				t.Errorf("stdin EOF through docker run -i: got %q", out)
+			}
+		}},
+		{"bind mount of a shared host folder", func(t *testing.T) {
+			src := filepath.Join(env.shared, "src")
+			os.MkdirAll(src, 0o755)
+			os.WriteFile(filepath.Join(src, "hello.txt"), []byte("from the host\n"), 0o644)
+			if out := docker(t, ctxName, "", "run", "--rm", "-v", src+":/src", "busybox:e2e", "cat", "/src/hello.txt"); out != "from the host\n" {
+				t.Errorf("container read %q from the bind mount", out)
+			}
+			docker(t, ctxName, "", "run", "--rm", "-v", src+":/src", "busybox:e2e", "sh", "-c", "echo from the container > /src/back.txt")
+			if b, _ := os.ReadFile(filepath.Join(src, "back.txt")); string(b) != "from the container\n" {
+				t.Errorf("host read %q written by the container", b)
 			}
 		}},
 		{"published ports", func(t *testing.T) { testPorts(t, ctxName) }},

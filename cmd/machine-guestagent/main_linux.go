@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ func (a *agent) run() {
 		select {} // the error is reported; the host decides (shutdown still works)
 	}
 	a.network(ctx)
+	a.shares()
 
 	a.engine = &engine.Engine{Reaper: a.reaper, Log: a.log, Report: a.state, LogDir: "/var/lib/machine/logs"}
 	a.engine.Start(ctx)
@@ -236,6 +238,21 @@ func (a *agent) network(ctx context.Context) {
 	}
 	a.state.Phase(api.PhaseNetwork, detail)
 	a.log.Info("phase", "name", api.PhaseNetwork, "detail", detail)
+}
+
+// shares mounts the host folders before the engine starts, so containers can bind-mount them.
+func (a *agent) shares() {
+	if len(a.params.Shares) == 0 {
+		return
+	}
+	mounted, err := boot.MountShares(a.params.Shares)
+	detail := strings.Join(mounted, " ")
+	if err != nil {
+		a.log.Error("shares", "err", err)
+		detail += " error: " + err.Error()
+	}
+	a.state.Phase(api.PhaseShares, detail)
+	a.log.Info("phase", "name", api.PhaseShares, "detail", detail)
 }
 
 // watchSignals turns Ctrl-Alt-Del (SIGINT to init once CAD is off) and SIGTERM/SIGPWR into

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/spf13/cobra"
 
+	"github.com/machine-run/machine/hostagent/shares"
 	"github.com/machine-run/machine/hostagent/store"
 	"github.com/machine-run/machine/vmimage"
 )
@@ -20,6 +22,7 @@ type createOptions struct {
 	driver     string
 	publishAll bool
 	hostfwd    []string
+	shares     []string
 }
 
 func (o *createOptions) addFlags(cmd *cobra.Command) {
@@ -31,6 +34,8 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.image, "image", "", "guest image folder (default: the newest built with `machine image build`)")
 	f.StringVar(&o.driver, "driver", defaultDriver(), "hypervisor driver: qemu or vz (macOS)")
 	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
+	home, _ := os.UserHomeDir()
+	f.StringSliceVar(&o.shares, "share", []string{home}, "host folder to mount in the machine at the same path (repeatable; --share= for none)")
 	f.StringSliceVar(&o.hostfwd, "qemu-hostfwd", nil, "QEMU user-network hostfwd rules (benchmarks)")
 	f.MarkHidden("qemu-hostfwd")
 }
@@ -70,6 +75,22 @@ func runCreate(o *createOptions, name string) (*store.Machine, error) {
 	cfg := &store.Config{
 		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: int(mem >> 20), DiskGiB: int(disk >> 30),
 		Driver: o.driver, PublishAllInterfaces: o.publishAll, QEMUHostForwards: o.hostfwd,
+	}
+	for _, p := range o.shares {
+		if p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("--share %q: %w", p, err)
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("--share %q: not a folder on this host", p)
+		}
+		if _, err := shares.CheckGuestPath(runtime.GOOS, abs); err != nil {
+			return nil, fmt.Errorf("--share: %w", err)
+		}
+		cfg.Shares = append(cfg.Shares, abs)
 	}
 	if err := store.ValidateName(name); err != nil {
 		return nil, err

@@ -61,6 +61,7 @@ const (
 	PhaseModules    = "modules"    // kernel modules loaded
 	PhaseDataDisk   = "data-disk"  // data disk checked/formatted and mounted
 	PhaseNetwork    = "network"    // loopback and NIC configured
+	PhaseShares     = "shares"     // host folders mounted (9p or virtiofs)
 	PhaseAgent      = "agent"      // guest agent serving the host channel
 	PhaseContainerd = "containerd" // containerd socket answers
 	PhaseDocker     = "docker"     // dockerd answers /_ping: the machine is ready

@@ -79,6 +79,9 @@ type Config struct {
 	// QEMUHostForwards are QEMU hostfwd rules, for benchmarks that compare QEMU's own port
 	// forwarding with machine's (set with the hidden `create --qemu-hostfwd`).
 	QEMUHostForwards []string `json:"qemu_hostfwd,omitempty"`
+	// Shares are host folders mounted in the guest at the same path (Windows: /c/...), so
+	// `docker run -v "$PWD":/src` works. New machines share the user's home folder.
+	Shares []string `json:"shares"`
 }
 
 // Machine is one machine's folder.
