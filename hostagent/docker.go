@@ -22,9 +22,9 @@ func ContextName(name string) string {
 // onReady exposes the engine on the host: the Docker API socket.
 func (a *Agent) onReady(ctx context.Context) error {
 	path := a.o.Machine.DockerSocket()
-	ln, err := listenPrivate(path)
+	ln, err := listenDocker(a.o.Machine)
 	if err != nil {
-		return fmt.Errorf("docker socket %s: %w", path, err)
+		return fmt.Errorf("docker API listener: %w", err)
 	}
 	go func() {
 		<-ctx.Done()
