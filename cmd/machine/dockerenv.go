@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -35,7 +36,17 @@ func newDockerEnvCommand() *cobra.Command {
 	}
 }
 
-func dockerHost(m *store.Machine) string { return "unix://" + m.DockerSocket() }
+func dockerHost(m *store.Machine) string { return dockerHostFor(runtime.GOOS, m) }
+
+// dockerHostFor is the DOCKER_HOST of a machine on host OS goos: its named pipe on Windows
+// (npipe:////./pipe/machine-<name>, the docker CLI's spelling of \\.\pipe\...), its
+// docker.sock elsewhere.
+func dockerHostFor(goos string, m *store.Machine) string {
+	if goos == "windows" {
+		return "npipe://" + strings.ReplaceAll(hostagent.DockerPipe(m.Name), `\`, "/")
+	}
+	return "unix://" + m.DockerSocket()
+}
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
