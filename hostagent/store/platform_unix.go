@@ -19,6 +19,19 @@ func defaultHome() (string, error) {
 	return filepath.Join(h, ".machine"), nil
 }
 
+// protectDir makes sure only the user can enter dir (mode 0700); the folder is created so,
+// and this only tightens one made under a lax umask or by hand.
+func protectDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	return os.Chmod(dir, 0o700)
+}
+
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

@@ -20,6 +20,33 @@ func defaultHome() (string, error) {
 	return filepath.Join(h, "AppData", "Local", "machine"), nil
 }
 
+// protectDir replaces dir's inherited permissions (%LOCALAPPDATA% lets administrators and
+// SYSTEM in) with one protected entry for the current user, inherited by all it holds.
+func protectDir(dir string) error {
+	u, err := windows.GetCurrentProcessToken().GetTokenUser()
+	if err != nil {
+		return fmt.Errorf("current user's SID: %w", err)
+	}
+	sddl, err := privateDirSDDL(u.User.Sid.String())
+	if err != nil {
+		return err
+	}
+	sd, err := windows.SecurityDescriptorFromString(sddl)
+	if err != nil {
+		return fmt.Errorf("security descriptor %s: %w", sddl, err)
+	}
+	dacl, _, err := sd.DACL()
+	if err != nil {
+		return fmt.Errorf("security descriptor %s: %w", sddl, err)
+	}
+	err = windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
+		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil)
+	if err != nil {
+		return fmt.Errorf("make %s private: %w", dir, err)
+	}
+	return nil
+}
+
 func syncDir(string) {}
 
 func tryLock(f *os.File) (bool, error) {

@@ -44,8 +44,17 @@ func Open() (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MACHINE_HOME: %w", err)
 	}
+	_, statErr := os.Stat(home)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("machine home %s: %w", home, err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// Only a new home is made private: the user may have chosen an existing folder's
+		// permissions on purpose. On failure the empty folder goes, so the next run retries.
+		if err := protectDir(home); err != nil {
+			os.Remove(home)
+			return nil, fmt.Errorf("machine home %s: %w (set MACHINE_HOME to a folder you own)", home, err)
+		}
 	}
 	return &Store{Home: home}, nil
 }
