@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/inetaf/tcpproxy"
+	"github.com/machine-run/machine/internal/streamproxy"
 )
 
 // serveTCP accepts on ln until acceptCtx ends (then ln is closed at once: new connections
@@ -58,42 +58,9 @@ func serveTCP(acceptCtx, connCtx context.Context, ln net.Listener, dial func(con
 // proxyConn copies between src and a fresh stream from dial until both directions are done
 // or ctx ends.
 func proxyConn(ctx context.Context, src net.Conn, dial func(context.Context) (net.Conn, error), log *slog.Logger) {
-	var mu sync.Mutex
-	var dst net.Conn
-	stop := context.AfterFunc(ctx, func() {
-		src.Close()
-		mu.Lock()
-		if dst != nil {
-			dst.Close()
-		}
-		mu.Unlock()
+	streamproxy.Proxy(ctx, src, dial, func(err error) {
+		log.Warn("port forward: dial guest", "client", src.RemoteAddr().String(), "err", err)
 	})
-	defer stop()
-	dp := &tcpproxy.DialProxy{
-		DialContext: func(dctx context.Context, _, _ string) (net.Conn, error) {
-			// DialProxy's context carries its dial timeout; ctx ending must cancel it too.
-			dctx, cancel := context.WithCancel(dctx)
-			defer cancel()
-			unlink := context.AfterFunc(ctx, cancel)
-			defer unlink()
-			c, err := dial(dctx)
-			if err != nil {
-				return nil, err
-			}
-			mu.Lock()
-			dst = c
-			mu.Unlock()
-			if ctx.Err() != nil {
-				c.Close()
-			}
-			return c, nil
-		},
-		OnDialError: func(src net.Conn, err error) {
-			log.Warn("port forward: dial guest", "client", src.RemoteAddr().String(), "err", err)
-			src.Close()
-		},
-	}
-	dp.HandleConn(src)
 }
 
 // retryableAccept reports accept errors that pass on their own.

@@ -11,7 +11,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/inetaf/tcpproxy"
+	"github.com/machine-run/machine/internal/streamproxy"
 )
 
 // DefaultSocket is the engine's API socket inside the guest.
@@ -23,17 +23,11 @@ func Serve(ctx context.Context, l net.Listener, socket string, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	var d net.Dialer
-	p := &tcpproxy.DialProxy{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DialTimeout: 10 * time.Second,
-		OnDialError: func(src net.Conn, err error) {
-			log.Warn("docker proxy: engine socket", "socket", socket, "err", err)
-			src.Close()
-		},
+	dial := func(ctx context.Context) (net.Conn, error) {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		return d.DialContext(ctx, "unix", socket)
 	}
+	onErr := func(err error) { log.Warn("docker proxy: engine socket", "socket", socket, "err", err) }
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	for {
@@ -44,6 +38,6 @@ func Serve(ctx context.Context, l net.Listener, socket string, log *slog.Logger)
 			}
 			return fmt.Errorf("docker proxy: accept: %w", err)
 		}
-		go p.HandleConn(c)
+		go streamproxy.Proxy(ctx, c, dial, onErr)
 	}
 }
