@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -89,6 +90,9 @@ func runCreate(o *createOptions, name string) (*store.Machine, error) {
 		}
 		if _, err := shares.CheckGuestPath(runtime.GOOS, abs); err != nil {
 			return nil, fmt.Errorf("--share: %w", err)
+		}
+		if strings.ContainsAny(abs, `,"`) {
+			return nil, fmt.Errorf("--share %q: folders whose path has a comma or a double quote cannot be shared; share a parent folder", p)
 		}
 		cfg.Shares = append(cfg.Shares, abs)
 	}

@@ -51,3 +51,14 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSharesWithSpaces(t *testing.T) {
+	// The QEMU driver quotes the shares value when a path has a space (a Windows profile).
+	p, err := Parse(`console=ttyS0 machine.shares="home=/c/Users/Ann Lee,src=/srv/x" quiet`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Shares["home"] != "/c/Users/Ann Lee" || p.Shares["src"] != "/srv/x" {
+		t.Fatalf("shares %v", p.Shares)
+	}
+}

@@ -74,7 +74,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	if host.VsockCID != 0 {
 		channel = api.ChannelVsock
 	}
-	cmdline := strings.Join(strings.Fields(strings.Join([]string{
+	cmdline := joinWords(
 		cfg.Cmdline,
 		"console=" + console,
 		api.CmdlineChannel + "=" + channel,
@@ -82,7 +82,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		api.CmdlineHostname + "=" + cfg.Name,
 		sharesCmdline(cfg.Shares),
 		tokenCmdline(host.Token),
-	}, " ")), " ")
+	)
 
 	a := []string{
 		"-name", "machine-" + cfg.Name,
@@ -182,7 +182,11 @@ func sharesCmdline(shares []driver.Share) string {
 	for _, s := range shares {
 		parts = append(parts, s.Tag+"="+s.GuestPath)
 	}
-	return api.CmdlineShares + "=" + strings.Join(parts, ",")
+	v := strings.Join(parts, ",")
+	if strings.ContainsAny(v, " \t") {
+		v = `"` + v + `"` // the guest's command-line parser unquotes it; a home folder may have spaces
+	}
+	return api.CmdlineShares + "=" + v
 }
 
 func tokenCmdline(token string) string {
@@ -209,4 +213,16 @@ func userNetdev(hostfwd []string) string {
 		s += ",hostfwd=" + f
 	}
 	return s
+}
+
+// joinWords joins non-empty command-line words with single spaces, leaving quoted values
+// intact.
+func joinWords(words ...string) string {
+	var out []string
+	for _, w := range words {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, w)
+		}
+	}
+	return strings.Join(out, " ")
 }

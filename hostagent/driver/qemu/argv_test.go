@@ -155,6 +155,11 @@ func TestArgsShares(t *testing.T) {
 	if app := argValues(args, "-append")[0]; !strings.Contains(app, "machine.shares=home=/home/u,ro=/opt") {
 		t.Errorf("-append %q lacks the shares", app)
 	}
+	cfg.Shares = []driver.Share{{Tag: "home", HostPath: `C:\Users\Ann Lee`, GuestPath: "/c/Users/Ann Lee"}}
+	args, _ = Args(cfg, Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a", QMPSocket: "/q"})
+	if app := argValues(args, "-append")[0]; !strings.Contains(app, `machine.shares="home=/c/Users/Ann Lee"`) {
+		t.Errorf("a share path with a space is not quoted: %q", app)
+	}
 }
 
 func TestArgsRejects(t *testing.T) {
