@@ -43,9 +43,11 @@ type Status struct {
 	UptimeSeconds float64 `json:"uptime_seconds,omitempty"`
 	DockerSocket  string  `json:"docker_socket,omitempty"`
 	DockerContext string  `json:"docker_context,omitempty"`
-	// GuestMemoryUsedMiB is MemTotal-MemAvailable inside the guest, when it answers.
-	GuestMemoryUsedMiB float64 `json:"guest_memory_used_mib,omitempty"`
-	Error              string  `json:"error,omitempty"`
+	// GuestMemoryUsedMiB is free(1)'s "used" inside the guest, when it answers;
+	// GuestMemoryUnavailableMiB is MemTotal-MemAvailable there.
+	GuestMemoryUsedMiB        float64 `json:"guest_memory_used_mib,omitempty"`
+	GuestMemoryUnavailableMiB float64 `json:"guest_memory_unavailable_mib,omitempty"`
+	Error                     string  `json:"error,omitempty"`
 }
 
 func (a *Agent) status(ctx context.Context) Status {
@@ -65,6 +67,7 @@ func (a *Agent) status(ctx context.Context) Status {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if info, err := a.guest.info(ictx); err == nil {
 			s.GuestMemoryUsedMiB = float64(info.MemoryUsedKiB) / 1024
+			s.GuestMemoryUnavailableMiB = float64(info.MemoryUnavailableKiB) / 1024
 		}
 		cancel()
 	}

@@ -71,7 +71,7 @@ func printStatus(out io.Writer, format string, st hostagent.Status) error {
 			fmt.Fprintf(tw, "Docker:\t%s (context %s)\n", st.DockerSocket, st.DockerContext)
 		}
 		if st.GuestMemoryUsedMiB > 0 {
-			fmt.Fprintf(tw, "Guest memory used:\t%.0f MiB\n", st.GuestMemoryUsedMiB)
+			fmt.Fprintf(tw, "Guest memory used:\t%.0f MiB (MemTotal-MemAvailable %.0f MiB)\n", st.GuestMemoryUsedMiB, st.GuestMemoryUnavailableMiB)
 		}
 		if len(st.Phases) > 0 {
 			var parts []string

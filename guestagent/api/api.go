@@ -103,8 +103,11 @@ type Info struct {
 	Ready bool `json:"ready"`
 	// Error is set when a boot phase failed for good.
 	Error string `json:"error,omitempty"`
-	// MemoryUsedKiB is MemTotal-MemAvailable from /proc/meminfo at the time of the call.
-	MemoryUsedKiB uint64 `json:"memory_used_kib"`
+	// MemoryUsedKiB is what free(1) reports as used: MemTotal - MemFree - Buffers - Cached -
+	// SReclaimable. MemoryUnavailableKiB is MemTotal - MemAvailable, which also counts part
+	// of the page cache.
+	MemoryUsedKiB        uint64 `json:"memory_used_kib"`
+	MemoryUnavailableKiB uint64 `json:"memory_unavailable_kib"`
 }
 
 // Control service HTTP paths.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ type State struct {
 	Uptime func() float64
 	// Now stamps events.
 	Now func() time.Time
-	// MeminfoPath is read for MemoryUsedKiB; empty skips it.
+	// MeminfoPath is read for the memory figures in Info; empty skips it.
 	MeminfoPath string
 
 	mu       sync.Mutex
@@ -125,8 +126,8 @@ func (s *State) Info() api.Info {
 	info.Phases = append([]api.Phase(nil), s.info.Phases...)
 	s.mu.Unlock()
 	if s.MeminfoPath != "" {
-		if used, err := MemoryUsedKiB(s.MeminfoPath); err == nil {
-			info.MemoryUsedKiB = used
+		if used, unavail, err := Memory(s.MeminfoPath); err == nil {
+			info.MemoryUsedKiB, info.MemoryUnavailableKiB = used, unavail
 		}
 	}
 	return info
@@ -171,33 +172,29 @@ func (s *State) emitLocked(e api.Event, keep bool) {
 	}
 }
 
-// MemoryUsedKiB returns MemTotal-MemAvailable from a /proc/meminfo file.
-func MemoryUsedKiB(path string) (uint64, error) {
+// Memory reads a /proc/meminfo file: used is what free(1) calls used (MemTotal - MemFree -
+// Buffers - Cached - SReclaimable: memory nothing can reclaim), unavailable is MemTotal -
+// MemAvailable (the kernel's more cautious estimate, which counts part of the page cache).
+func Memory(path string) (used, unavailable uint64, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("meminfo: %w", err)
+		return 0, 0, fmt.Errorf("meminfo: %w", err)
 	}
-	var total, avail uint64
-	var haveT, haveA bool
+	v := map[string]uint64{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())
 		if len(f) < 2 {
 			continue
 		}
-		n, err := strconv.ParseUint(string(f[1]), 10, 64)
-		if err != nil {
-			continue
-		}
-		switch string(f[0]) {
-		case "MemTotal:":
-			total, haveT = n, true
-		case "MemAvailable:":
-			avail, haveA = n, true
+		if n, err := strconv.ParseUint(string(f[1]), 10, 64); err == nil {
+			v[strings.TrimSuffix(string(f[0]), ":")] = n
 		}
 	}
-	if !haveT || !haveA || avail > total {
-		return 0, fmt.Errorf("meminfo %s: no usable MemTotal/MemAvailable", path)
+	total, avail := v["MemTotal"], v["MemAvailable"]
+	free := v["MemFree"] + v["Buffers"] + v["Cached"] + v["SReclaimable"]
+	if total == 0 || avail > total || free > total {
+		return 0, 0, fmt.Errorf("meminfo %s: no usable MemTotal/MemAvailable/MemFree", path)
 	}
-	return total - avail, nil
+	return total - free, total - avail, nil
 }

@@ -80,15 +80,15 @@ func TestPortsReplayLatestOnly(t *testing.T) {
 	}
 }
 
-func TestMemoryUsed(t *testing.T) {
+func TestMemory(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "meminfo")
-	os.WriteFile(p, []byte("MemTotal:        2000000 kB\nMemFree:  10 kB\nMemAvailable:    1500000 kB\n"), 0o644)
-	got, err := MemoryUsedKiB(p)
-	if err != nil || got != 500000 {
-		t.Fatalf("MemoryUsedKiB = %d, %v; want 500000", got, err)
+	os.WriteFile(p, []byte("MemTotal:        2000000 kB\nMemFree:  1700000 kB\nMemAvailable:    1750000 kB\nBuffers: 4000 kB\nCached: 170000 kB\nSReclaimable: 6000 kB\n"), 0o644)
+	used, unavail, err := Memory(p)
+	if err != nil || used != 120000 || unavail != 250000 {
+		t.Fatalf("Memory = %d, %d, %v; want 120000, 250000", used, unavail, err)
 	}
-	os.WriteFile(p, []byte("MemTotal: 5 kB\n"), 0o644)
-	if _, err := MemoryUsedKiB(p); err == nil {
-		t.Fatal("want error without MemAvailable")
+	os.WriteFile(p, []byte("MemTotal: 5 kB\nMemAvailable: 9 kB\n"), 0o644)
+	if _, _, err := Memory(p); err == nil {
+		t.Fatal("want an error when MemAvailable exceeds MemTotal")
 	}
 }

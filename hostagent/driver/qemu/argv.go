@@ -76,10 +76,10 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	}
 	cmdline := joinWords(
 		cfg.Cmdline,
-		"console=" + console,
-		api.CmdlineChannel + "=" + channel,
-		api.CmdlineNet + "=user",
-		api.CmdlineHostname + "=" + cfg.Name,
+		"console="+console,
+		api.CmdlineChannel+"="+channel,
+		api.CmdlineNet+"=user",
+		api.CmdlineHostname+"="+cfg.Name,
 		sharesCmdline(cfg.Shares),
 		tokenCmdline(host.Token),
 	)
