@@ -53,8 +53,8 @@ func TestBindAddr(t *testing.T) {
 
 func TestGuestTarget(t *testing.T) {
 	for _, tc := range []struct{ ip, want string }{
-		{"", "127.0.0.1"},
-		{"0.0.0.0", "127.0.0.1"},
+		{"", ""},
+		{"0.0.0.0", ""},
 		{"127.0.0.1", "127.0.0.1"},
 		{"::", "::1"},
 		{"::1", "::1"},

@@ -155,6 +155,7 @@ type TimeSync struct {
 type ForwardRequest struct {
 	Proto string `json:"proto"` // "tcp" or "udp"
 	Port  uint16 `json:"port"`
-	// IP is the guest address to dial; empty means loopback.
+	// IP is the guest address to dial; empty means the guest's primary address (where the
+	// engine's NAT reaches containers published on a wildcard address), else loopback.
 	IP string `json:"ip,omitempty"`
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -99,11 +100,37 @@ func handle(ctx context.Context, c net.Conn) {
 	}
 }
 
+// targetIP resolves the address to dial. Empty means the guest's own primary address, where
+// the engine's NAT rules deliver straight to a container published on the wildcard address;
+// loopback is the fallback when the guest has no other address.
 func targetIP(ip string) string {
-	if ip == "" {
-		return "127.0.0.1"
+	if ip != "" {
+		return ip
 	}
-	return ip
+	if a := primaryIPv4(); a != "" {
+		return a
+	}
+	return "127.0.0.1"
+}
+
+// primaryIPv4 returns the first IPv4 address of an up, non-loopback interface.
+func primaryIPv4() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || strings.HasPrefix(ifc.Name, "docker") || strings.HasPrefix(ifc.Name, "br-") || strings.HasPrefix(ifc.Name, "veth") {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return ""
 }
 
 // readRequest reads the request line one byte at a time, so no byte of the relayed data

@@ -87,7 +87,7 @@ func tailServer(t *testing.T) net.Listener {
 func TestTCPHalfClose(t *testing.T) {
 	relay := startRelay(t)
 	srv := tailServer(t)
-	c := open(t, relay, api.ForwardRequest{Proto: "tcp", Port: port(t, srv.Addr())})
+	c := open(t, relay, api.ForwardRequest{Proto: "tcp", Port: port(t, srv.Addr()), IP: "127.0.0.1"})
 	if _, err := c.Write([]byte("hello, guest")); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestTCPRefusedEndsStream(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	p := port(t, ln.Addr())
 	ln.Close()
-	c := open(t, relay, api.ForwardRequest{Proto: "tcp", Port: p})
+	c := open(t, relay, api.ForwardRequest{Proto: "tcp", Port: p, IP: "127.0.0.1"})
 	n, err := c.Read(make([]byte, 1))
 	if n != 0 || err != io.EOF {
 		t.Fatalf("got %d, %v; want the stream closed", n, err)
@@ -172,7 +172,7 @@ func TestUDPRelay(t *testing.T) {
 			pc.WriteTo(append([]byte("echo:"), buf[:n]...), from)
 		}
 	}()
-	c := open(t, relay, api.ForwardRequest{Proto: "udp", Port: port(t, pc.LocalAddr())})
+	c := open(t, relay, api.ForwardRequest{Proto: "udp", Port: port(t, pc.LocalAddr()), IP: "127.0.0.1"})
 	buf := make([]byte, api.MaxDatagram)
 	for _, msg := range []string{"one", "two", ""} {
 		if err := api.WriteDatagram(c, []byte(msg)); err != nil {
@@ -202,7 +202,7 @@ func TestServeStopsRelaysOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- forward.Serve(ctx, ln) }()
-	c := open(t, ln.Addr().String(), api.ForwardRequest{Proto: "tcp", Port: port(t, srv.Addr())})
+	c := open(t, ln.Addr().String(), api.ForwardRequest{Proto: "tcp", Port: port(t, srv.Addr()), IP: "127.0.0.1"})
 	c.Write([]byte("x")) // the relay is established once the tail server has a conn
 	time.Sleep(50 * time.Millisecond)
 	cancel()
