@@ -52,7 +52,7 @@ func preflight(j *job) error {
 
 // buildImage writes kernel, initramfs.img, root.img and manifest.json into out.
 func buildImage(ctx context.Context, j *job, out string) (*Manifest, error) {
-	tarball, err := ensureRootfs(ctx, j)
+	tarball, kernelTar, err := ensureRootfs(ctx, j)
 	if err != nil {
 		return nil, err
 	}
@@ -61,34 +61,78 @@ func buildImage(ctx context.Context, j *job, out string) (*Manifest, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	root := filepath.Join(work, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		return nil, err
+	root, kdir := filepath.Join(work, "root"), filepath.Join(work, "kernel")
+	for _, d := range []string{root, kdir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	j.log.Info("unpacking rootfs", "tarball", tarball)
-	if err := run(ctx, "tar", "-xpf", tarball, "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root); err != nil {
+	for _, x := range [][2]string{{tarball, root}, {kernelTar, kdir}} {
+		if err := run(ctx, "tar", "-xpf", x[0], "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", x[1]); err != nil {
+			return nil, err
+		}
+	}
+	if err := moveKernelInto(kdir, root); err != nil {
 		return nil, err
 	}
 	return assemble(ctx, j, root, out)
 }
 
-// ensureRootfs returns the cached mmdebstrap tarball for j, making it first when missing.
-func ensureRootfs(ctx context.Context, j *job) (string, error) {
-	path := rootfsTarball(j.cache, j.arch, j.rootfsKey)
-	if _, err := os.Stat(path); err == nil {
+// moveKernelInto moves the extracted kernel package's /boot files and module tree into root,
+// where assemble expects an installed kernel.
+func moveKernelInto(kdir, root string) error {
+	boots, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
+	if len(boots) != 1 {
+		return fmt.Errorf("kernel package: want one /boot/vmlinuz-*, found %d", len(boots))
+	}
+	if err := os.MkdirAll(filepath.Join(root, "boot"), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(boots[0], filepath.Join(root, "boot", filepath.Base(boots[0]))); err != nil {
+		return fmt.Errorf("kernel package: %w", err)
+	}
+	var mods []string
+	for _, d := range []string{"usr/lib/modules", "lib/modules"} {
+		found, _ := filepath.Glob(filepath.Join(kdir, d, "*"))
+		mods = append(mods, found...)
+	}
+	if len(mods) != 1 {
+		return fmt.Errorf("kernel package: want one module tree, found %d", len(mods))
+	}
+	dst := filepath.Join(root, "usr/lib/modules")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(mods[0], filepath.Join(dst, filepath.Base(mods[0]))); err != nil {
+		return fmt.Errorf("kernel package: %w", err)
+	}
+	return nil
+}
+
+// ensureRootfs returns the cached mmdebstrap tarballs for j (the root, and the extracted
+// kernel package), making them first when missing. The root tarball is renamed into place
+// last, so its presence means both are whole.
+func ensureRootfs(ctx context.Context, j *job) (rootTar, kernelTar string, err error) {
+	rootTar = rootfsTarball(j.cache, j.arch, j.rootfsKey)
+	kernelTar = kernelTarball(j.cache, j.arch, j.rootfsKey)
+	_, rerr := os.Stat(rootTar)
+	_, kerr := os.Stat(kernelTar)
+	if rerr == nil && kerr == nil {
 		j.rootfsCached = true
-		return path, nil
+		return rootTar, kernelTar, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("rootfs cache: %w", err)
+	if err := os.MkdirAll(filepath.Dir(rootTar), 0o755); err != nil {
+		return "", "", fmt.Errorf("rootfs cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".rootfs-*.tar")
-	if err != nil {
-		return "", fmt.Errorf("rootfs cache: %w", err)
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
 	in := newRootfsInputs(j.arch)
+	// The kernel package is extracted with dpkg-deb on the host: no maintainer scripts run,
+	// so it costs seconds for any architecture.
+	j.log.Info("extracting the kernel package", "package", in.Kernel, "arch", j.arch)
+	if err := mmdebstrap(ctx, kernelTar, "--mode=root", "--variant=extract", "--arch="+j.arch,
+		"--include="+in.Kernel, "--quiet", in.Suite); err != nil {
+		return "", "", err
+	}
 	args := []string{
 		"--mode=root", "--variant=essential", "--arch=" + j.arch,
 		"--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
@@ -98,15 +142,28 @@ func ensureRootfs(ctx context.Context, j *job) (string, error) {
 	for _, p := range in.DpkgExcludes {
 		args = append(args, "--dpkgopt=path-exclude="+p)
 	}
-	args = append(args, in.Suite, tmp.Name())
 	j.log.Info("running mmdebstrap", "suite", in.Suite, "arch", j.arch, "rootfs_key", j.rootfsKey)
-	if err := run(ctx, "mmdebstrap", args...); err != nil {
-		return "", err
+	if err := mmdebstrap(ctx, rootTar, append(args, in.Suite)...); err != nil {
+		return "", "", err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("rootfs cache: %w", err)
+	return rootTar, kernelTar, nil
+}
+
+// mmdebstrap writes a tarball to a temporary file beside dst and renames it into place.
+func mmdebstrap(ctx context.Context, dst string, args ...string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".rootfs-*.tar")
+	if err != nil {
+		return fmt.Errorf("rootfs cache: %w", err)
 	}
-	return path, nil
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := run(ctx, "mmdebstrap", append(args, tmp.Name())...); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("rootfs cache: %w", err)
+	}
+	return nil
 }
 
 // assemble turns the unpacked Debian root into the image files in out.

@@ -35,6 +35,11 @@ func rootfsTarball(cache, arch, key string) string {
 	return filepath.Join(cache, "rootfs", arch, key+".tar")
 }
 
+// kernelTarball is the cached extract of the kernel package for a rootfs key.
+func kernelTarball(cache, arch, key string) string {
+	return filepath.Join(cache, "rootfs", arch, key+"-kernel.tar")
+}
+
 // Latest returns the directory of the newest image built for arch, after Load has checked it.
 func Latest(arch string) (string, error) {
 	cache, err := CacheDir()
@@ -83,6 +88,7 @@ type rootfsInputs struct {
 	Suite        string   `json:"suite"`
 	Arch         string   `json:"arch"`
 	Packages     []string `json:"packages"`
+	Kernel       string   `json:"kernel"`
 	DpkgExcludes []string `json:"dpkg_excludes"`
 }
 
@@ -97,9 +103,9 @@ type imageInputs struct {
 }
 
 func newRootfsInputs(arch string) rootfsInputs {
-	pkgs := append([]string{kernelPackage(arch)}, Packages...)
+	pkgs := slices.Clone(Packages)
 	slices.Sort(pkgs)
-	return rootfsInputs{Recipe: rootfsRecipe, Suite: Suite, Arch: arch, Packages: pkgs, DpkgExcludes: dpkgExcludes}
+	return rootfsInputs{Recipe: rootfsRecipe, Suite: Suite, Arch: arch, Packages: pkgs, Kernel: kernelPackage(arch), DpkgExcludes: dpkgExcludes}
 }
 
 func newImageInputs(rootfsKey, agentSHA256 string) imageInputs {
