@@ -35,7 +35,7 @@ bench: all
 
 # Static checks for every host OS (darwin with cgo is type-checked without an SDK).
 check:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	for os in linux windows darwin; do GOOS=$$os $(GO) vet ./... || exit 1; done
 	GOOS=windows GOARCH=arm64 $(GO) build ./...
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
