@@ -99,14 +99,32 @@ func machine(t testing.TB, args ...string) string {
 	return r.stdout
 }
 
-// docker runs the host's docker CLI against a machine's context.
+// docker runs the host's docker CLI against a machine's context. The guest kernel is set to
+// panic on a soft lockup (a rare emulation hang during a first container run), which ends the
+// VM: when a command fails because the machine crashed, the machine is started again and the
+// command retried once.
 func docker(t testing.TB, context string, stdin string, args ...string) string {
 	t.Helper()
-	r := run(t, 10*time.Minute, stdin, "docker", append([]string{"--context", context}, args...)...)
-	if r.code != 0 {
+	for attempt := 1; ; attempt++ {
+		r := run(t, 10*time.Minute, stdin, "docker", append([]string{"--context", context}, args...)...)
+		if r.code == 0 {
+			return r.stdout
+		}
+		name := strings.TrimPrefix(context, "machine-")
+		if attempt == 1 && crashed(t, name) {
+			t.Logf("machine %q crashed during `docker %s`; starting it again and retrying once", name, strings.Join(args, " "))
+			machine(t, "start", name)
+			continue
+		}
 		t.Fatalf("docker %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
-	return r.stdout
+}
+
+// crashed reports whether the machine's VM ended without being asked to.
+func crashed(t testing.TB, name string) bool {
+	b, err := os.ReadFile(filepath.Join(env.home, name, "events.jsonl"))
+	return err == nil && strings.Contains(string(b), `"stop_method":"crash"`) &&
+		strings.TrimSpace(run(t, time.Minute, "", env.bin, "status", name, "--format", "{{.State}}").stdout) == "stopped"
 }
 
 // latestImage is the image `make image` built for arch.
