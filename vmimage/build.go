@@ -113,6 +113,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := setLatest(images, j.imageKey); err != nil {
 		return nil, err
 	}
+	prune(j, j.imageKey)
 	if opts.Output != "" {
 		if err := exportImage(m, res.Dir, opts.Output); err != nil {
 			return nil, err
