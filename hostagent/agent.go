@@ -20,6 +20,7 @@ import (
 	"github.com/machine-run/machine/hostagent/driver"
 	"github.com/machine-run/machine/hostagent/shares"
 	"github.com/machine-run/machine/hostagent/store"
+	"github.com/machine-run/machine/internal/atomicfile"
 	"github.com/machine-run/machine/portforward"
 	"github.com/machine-run/machine/vmimage"
 )
@@ -91,7 +92,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 	cleanups = append(cleanups, lock.Unlock)
-	if err := store.WriteFileAtomic(m.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(m.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return err
 	}
 	cleanups = append(cleanups, func() error { return ignoreNotExist(os.Remove(m.PidFile())) })

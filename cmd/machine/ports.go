@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -34,9 +33,7 @@ func newPortsCommand() *cobra.Command {
 			out := cmd.OutOrStdout()
 			switch format {
 			case "json":
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(fs)
+				return printJSON(out, fs)
 			case "table", "":
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "HOST ADDRESS\tPROTO\tCONTAINER\tSTATE\tERROR")

@@ -58,9 +58,7 @@ func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hos
 func printStatus(out io.Writer, format string, st hostagent.Status) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return printJSON(out, st)
 	case "table", "":
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
@@ -86,6 +84,13 @@ func printStatus(out io.Writer, format string, st hostagent.Status) error {
 		return tw.Flush()
 	}
 	return execTemplate(out, format, st)
+}
+
+// printJSON writes v as indented JSON: the stable machine-readable output of --format json.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func execTemplate(out io.Writer, format string, v any) error {
@@ -134,9 +139,7 @@ func newListCommand() *cobra.Command {
 func printList(out io.Writer, format string, sts []hostagent.Status) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sts)
+		return printJSON(out, sts)
 	case "table", "":
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSTATE\tDRIVER\tARCH\tCPUS\tMEMORY\tDISK\tDOCKER CONTEXT")

@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/machine-run/machine/hostagent/store"
+	"github.com/machine-run/machine/internal/atomicfile"
 )
 
 // Store is a docker CLI configuration folder.
@@ -61,7 +61,7 @@ func (s *Store) Write(name, host, description string) error {
 	if err != nil {
 		return err
 	}
-	if err := store.WriteFileAtomic(filepath.Join(dir, "meta.json"), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "meta.json"), b, 0o644); err != nil {
 		return fmt.Errorf("docker context %q: %w", name, err)
 	}
 	return nil
@@ -120,7 +120,7 @@ func (s *Store) SetCurrent(name string) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(filepath.Join(s.Dir, "config.json"), append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(s.Dir, "config.json"), append(b, '\n'), 0o600)
 }
 
 func (s *Store) readConfig() (map[string]any, error) {

@@ -32,13 +32,6 @@ func protectDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
 // tryLock takes an exclusive advisory lock on f without waiting.
 func tryLock(f *os.File) (bool, error) {
 	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)

@@ -47,8 +47,6 @@ func protectDir(dir string) error {
 	return nil
 }
 
-func syncDir(string) {}
-
 func tryLock(f *os.File) (bool, error) {
 	ol := new(windows.Overlapped)
 	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/machine-run/machine/internal/atomicfile"
 )
 
 // ErrNotFound is returned for a machine that does not exist.
@@ -148,7 +150,7 @@ func (m *Machine) SaveConfig(c *Config) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(m.ConfigPath(), append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(m.ConfigPath(), append(b, '\n'), 0o600)
 }
 
 // List returns the names of all machines, sorted.

@@ -126,28 +126,6 @@ func TestLoadConfigMissingAndCorrupt(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicKeepsOldOnFailure(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "config.json")
-	if err := WriteFileAtomic(p, []byte("v1"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFileAtomic(p, []byte("v2"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(p); string(b) != "v2" {
-		t.Fatalf("got %q", b)
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("temporary files left: %v", entries)
-	}
-	// Writing into a folder that vanished fails and leaves nothing.
-	if err := WriteFileAtomic(filepath.Join(dir, "nope", "x"), []byte("v"), 0o600); err == nil {
-		t.Error("write into a missing folder succeeded")
-	}
-}
-
 func TestLock(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
 	l, err := TryLock(p)
