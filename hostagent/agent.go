@@ -113,6 +113,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		return a.fail(err)
 	}
 	a.drv = drv
+	if sr, ok := drv.(driver.StateReporter); ok {
+		sr.ReportStates(func(state string) { a.emit(Event{Type: EventVMState, Message: state}) })
+	}
 	a.guest = newGuestClient(drv)
 	a.ports = a.newForwarder()
 	cleanups = append(cleanups, a.ports.Close)

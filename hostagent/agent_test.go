@@ -77,7 +77,7 @@ func TestStartReadyStatusAndCleanStop(t *testing.T) {
 	}
 	// events.jsonl recorded the whole run.
 	b, _ := os.ReadFile(m.EventsPath())
-	for _, want := range []string{`"type":"starting"`, `"type":"phase"`, `"type":"ready"`, `"stop_method":"guest"`} {
+	for _, want := range []string{`"type":"starting"`, `"type":"vm-state","message":"running"`, `"type":"phase"`, `"type":"ready"`, `"stop_method":"guest"`} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("events.jsonl lacks %s", want)
 		}

@@ -13,6 +13,7 @@ import (
 const (
 	EventStarting  = "starting"   // the host agent runs; Message says which driver/accelerator
 	EventVMStarted = "vm-started" // the hypervisor runs the VM
+	EventVMState   = "vm-state"   // the hypervisor reported a state change; Message is the state
 	EventPhase     = "phase"      // a guest boot phase; Phase is set
 	EventReady     = "ready"      // Docker answers; Message says how to use it
 	EventStopping  = "stopping"   // a stop began

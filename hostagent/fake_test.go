@@ -27,9 +27,10 @@ type fakeVM struct {
 	ignoreShutdown bool // the guest agent accepts the request but never powers off
 	ignoreACPI     bool // the guest ignores the power button
 
-	client *mux.Client
-	st     *state.State
-	cancel context.CancelFunc
+	client  *mux.Client
+	st      *state.State
+	onState func(string)
+	cancel  context.CancelFunc
 
 	mu     sync.Mutex
 	off    chan struct{}
@@ -39,7 +40,13 @@ type fakeVM struct {
 
 func newFakeVM() *fakeVM { return &fakeVM{off: make(chan struct{})} }
 
+// ReportStates makes the fake a driver.StateReporter, like the vz driver.
+func (f *fakeVM) ReportStates(fn func(string)) { f.onState = fn }
+
 func (f *fakeVM) Start(ctx context.Context) error {
+	if f.onState != nil {
+		f.onState("running")
+	}
 	hc, gc := net.Pipe()
 	client, err := mux.NewClient(hc)
 	if err != nil {

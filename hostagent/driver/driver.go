@@ -28,6 +28,13 @@ type Driver interface {
 	Wait() error
 }
 
+// StateReporter is an optional capability of drivers whose hypervisor reports the VM's state
+// changes (Apple's framework: starting, running, stopping, error). The host agent calls
+// ReportStates before Start and turns each state into an event.
+type StateReporter interface {
+	ReportStates(fn func(state string))
+}
+
 // Config describes the VM a driver boots. Paths are absolute host paths.
 type Config struct {
 	Name      string // the machine's name

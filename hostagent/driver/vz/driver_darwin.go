@@ -35,7 +35,22 @@ type Driver struct {
 	waitErr    error
 }
 
-var _ driver.Driver = (*Driver)(nil)
+var (
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.StateReporter = (*Driver)(nil)
+)
+
+// ReportStates makes fn receive every state change after Options.OnState. Call it before
+// Start.
+func (d *Driver) ReportStates(fn func(state string)) {
+	prev := d.opts.OnState
+	d.opts.OnState = func(s State) {
+		if prev != nil {
+			prev(s)
+		}
+		fn(string(s))
+	}
+}
 
 // New checks that cfg can boot on this Mac and returns a driver for it; Start boots it.
 func New(cfg driver.Config, opts Options) (*Driver, error) {
