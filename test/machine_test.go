@@ -100,6 +100,11 @@ func TestMachine(t *testing.T) {
 			if r.stdout != "piped\n" {
 				t.Errorf("stdin did not reach the command: %q", r.stdout)
 			}
+			// Interactive: script(1) gives the CLI a terminal, so the guest shell gets a PTY.
+			r = run(t, time.Minute, "tty\nexit 7\n", "script", "-qec", env.bin+" shell "+name, "/dev/null")
+			if r.code != 7 || !strings.Contains(r.stdout, "/dev/pts/") {
+				t.Errorf("interactive shell: exit %d, output %q; want a /dev/pts terminal and exit 7", r.code, r.stdout)
+			}
 		}},
 		{"docker basics", func(t *testing.T) {
 			if out := docker(t, ctxName, "", "version", "--format", "{{.Server.Version}}"); !strings.HasPrefix(out, "2") {
