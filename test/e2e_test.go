@@ -89,14 +89,21 @@ func run(t testing.TB, timeout time.Duration, stdin string, name string, args ..
 	return r
 }
 
-// machine runs the machine CLI and fails the test on a non-zero exit.
+// machine runs the machine CLI and fails the test on a non-zero exit. A `start` whose boot
+// ended in a guest kernel panic (see docker) is retried once.
 func machine(t testing.TB, args ...string) string {
 	t.Helper()
-	r := run(t, 15*time.Minute, "", env.bin, args...)
-	if r.code != 0 {
+	for attempt := 1; ; attempt++ {
+		r := run(t, 15*time.Minute, "", env.bin, args...)
+		if r.code == 0 {
+			return r.stdout
+		}
+		if attempt == 1 && len(args) > 1 && args[0] == "start" && crashed(t, args[1]) {
+			t.Logf("machine %q crashed while booting; starting it again once\n%s%s", args[1], r.stdout, r.stderr)
+			continue
+		}
 		t.Fatalf("machine %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
-	return r.stdout
 }
 
 // docker runs the host's docker CLI against a machine's context. The guest kernel is set to
