@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/portforward"
@@ -19,18 +18,13 @@ func ContextName(name string) string {
 	return "machine-" + name
 }
 
-// onReady exposes the engine on the host: the Docker API socket.
+// onReady exposes the engine on the host: the Docker API socket. Serve closes the listener
+// when ctx ends, which also removes the socket file.
 func (a *Agent) onReady(ctx context.Context) error {
-	path := a.o.Machine.DockerSocket()
 	ln, err := listenDocker(a.o.Machine)
 	if err != nil {
 		return fmt.Errorf("docker API listener: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-		os.Remove(path)
-	}()
 	go portforward.Serve(ctx, ln, func(ctx context.Context) (net.Conn, error) {
 		return a.drv.DialGuest(ctx, api.ServiceDocker)
 	})
