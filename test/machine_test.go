@@ -84,6 +84,12 @@ func TestMachine(t *testing.T) {
 			if !strings.Contains(machine(t, "ls"), name) {
 				t.Error("ls does not list the machine")
 			}
+			logs := machine(t, "logs", name)
+			for _, want := range []string{"hostagent.log", "Linux version", "phase"} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("machine logs lacks %q", want)
+				}
+			}
 		}},
 		{"shell", func(t *testing.T) {
 			if out := machine(t, "shell", name, "--", "uname", "-a"); !strings.Contains(out, "Linux") {
