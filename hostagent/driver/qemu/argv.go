@@ -35,8 +35,10 @@ type Host struct {
 	// Token, when set, goes on the kernel command line (api.CmdlineToken) and the host
 	// writes it first on the serial channel; required with AgentPort.
 	Token string
-	// QMPSocket is QEMU's machine protocol socket (power-off requests).
+	// QMPSocket is QEMU's machine protocol socket (power-off requests). When empty, QEMU
+	// serves QMP on loopback TCP port QMPPort instead (Windows).
 	QMPSocket string
+	QMPPort   int
 }
 
 // Binary returns QEMU's system emulator name for a guest architecture on a host OS.
@@ -116,7 +118,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		"-device", "virtio-balloon-pci",
 		"-chardev", "file,id=console,path="+qemuPath(host.OS, cfg.SerialLog),
 		"-serial", "chardev:console",
-		"-qmp", "unix:"+qemuPath(host.OS, host.QMPSocket)+",server=on,wait=off",
+		"-qmp", qmpArg(host),
 	)
 	if host.VsockCID != 0 {
 		a = append(a, "-device", fmt.Sprintf("vhost-vsock-pci,guest-cid=%d", host.VsockCID))
@@ -225,4 +227,14 @@ func joinWords(words ...string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// qmpArg is the -qmp value: a unix socket in the machine folder, or loopback TCP where unix
+// sockets are not reliable (Windows). QMP can only stop this VM, which any local process of
+// the user could do anyway.
+func qmpArg(host Host) string {
+	if host.QMPSocket == "" {
+		return fmt.Sprintf("tcp:127.0.0.1:%d,server=on,wait=off", host.QMPPort)
+	}
+	return "unix:" + qemuPath(host.OS, host.QMPSocket) + ",server=on,wait=off"
 }

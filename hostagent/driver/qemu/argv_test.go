@@ -71,7 +71,7 @@ func TestArgs(t *testing.T) {
 		},
 		{
 			name: "windows whpx falls back to tcg", arch: "amd64",
-			host:    Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: "00112233445566778899aabbccddeeff", QMPSocket: `C:\m\q.sock`},
+			host:    Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: "00112233445566778899aabbccddeeff", QMPPort: 50124},
 			machine: "q35", accels: []string{"whpx", "tcg,tb-size=256,thread=multi"}, cpu: "max",
 			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.token=00112233445566778899aabbccddeeff"},
 			devices: []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},

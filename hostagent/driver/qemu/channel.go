@@ -27,6 +27,14 @@ func agentSocketPath(goos, dir string) string {
 	return filepath.Join(dir, "agent.sock")
 }
 
+// qmpSocketPath is where QEMU serves QMP; empty on Windows, where it uses loopback TCP.
+func qmpSocketPath(goos, dir string) string {
+	if goos == "windows" {
+		return ""
+	}
+	return filepath.Join(dir, "qmp.sock")
+}
+
 // agentChardev is the -chardev value of the agent channel.
 func agentChardev(host Host) (string, error) {
 	if host.AgentSocket != "" {
@@ -65,6 +73,13 @@ func freeLoopbackPort() (int, error) {
 // prepareChannel picks the loopback port and token of a TCP agent channel; it does nothing
 // for a unix socket or vsock.
 func (h *Host) prepareChannel() error {
+	if h.QMPSocket == "" && h.QMPPort == 0 {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return err
+		}
+		h.QMPPort = port
+	}
 	if h.VsockCID != 0 || h.AgentSocket != "" {
 		return nil
 	}

@@ -47,7 +47,7 @@ func New(cfg driver.Config) (*Driver, error) {
 		OS:          runtime.GOOS,
 		Accel:       accel,
 		AgentSocket: agentSocketPath(runtime.GOOS, cfg.Dir),
-		QMPSocket:   filepath.Join(cfg.Dir, "qmp.sock"),
+		QMPSocket:   qmpSocketPath(runtime.GOOS, cfg.Dir),
 	}
 	for _, s := range []string{host.AgentSocket, host.QMPSocket} {
 		if s != "" && len(s) >= maxUnixPath {
@@ -157,7 +157,11 @@ func (d *Driver) DialGuest(ctx context.Context, service uint32) (net.Conn, error
 
 // RequestStop asks QEMU to press the virtual power button (ACPI).
 func (d *Driver) RequestStop(ctx context.Context) error {
-	return qmpCommand(ctx, d.host.QMPSocket, "system_powerdown")
+	network, addr := "unix", d.host.QMPSocket
+	if addr == "" {
+		network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", d.host.QMPPort)
+	}
+	return qmpCommand(ctx, network, addr, "system_powerdown")
 }
 
 // Kill ends QEMU at once.

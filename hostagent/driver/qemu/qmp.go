@@ -11,9 +11,9 @@ import (
 
 // qmpCommand runs one QEMU Machine Protocol command: read the greeting, negotiate
 // capabilities, execute, and check the reply.
-func qmpCommand(ctx context.Context, socket, command string) error {
+func qmpCommand(ctx context.Context, network, addr, command string) error {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return fmt.Errorf("qmp: %w", err)
 	}
