@@ -38,7 +38,14 @@ func runStop(ctx context.Context, out io.Writer, m *store.Machine, force bool) e
 	}
 	c := hostagent.NewClient(m.ControlSocket())
 	if err := c.Stop(ctx, force); err != nil {
-		return fmt.Errorf("machine %q: %w", m.Name, err)
+		if !force {
+			return fmt.Errorf("machine %q: %w (`machine stop --force %s` kills it)", m.Name, err, m.Name)
+		}
+		// The agent holds its lock but does not answer: kill it; its VM dies with it.
+		if kerr := killAgent(m); kerr != nil {
+			return fmt.Errorf("machine %q: %w; killing the host agent failed too: %v", m.Name, err, kerr)
+		}
+		fmt.Fprintf(out, "Host agent of %q did not answer; killed it\n", m.Name)
 	}
 	fmt.Fprintf(out, "Stopping machine %q...\n", m.Name)
 	method := ""
