@@ -9,7 +9,15 @@ export PATH="/usr/local/go/bin:$PATH"
 scripts/install-deps.sh
 arch=$(go env GOARCH)
 make all
-bin/machine image build --arch "$arch" --agent "bin/machine-guestagent-$arch"
+# Building the image needs root (mmdebstrap keeps real file ownership); the image itself is
+# then the user's, in the user's cache.
+cache="${MACHINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/machine}"
+if [ "$(id -u)" -eq 0 ]; then
+  bin/machine image build --arch "$arch" --agent "bin/machine-guestagent-$arch"
+else
+  sudo env MACHINE_CACHE="$cache" bin/machine image build --arch "$arch" --agent "bin/machine-guestagent-$arch"
+  sudo chown -R "$(id -u):$(id -g)" "$cache"
+fi
 bin/machine start
 
 ctx=machine
