@@ -83,6 +83,9 @@ func (a *agent) run() {
 	if err := boot.MountBase(); err != nil {
 		a.log.Warn("base mounts", "err", err)
 	}
+	if _, err := boot.RaiseFileLimit(); err != nil {
+		a.log.Warn("open-file limit", "err", err)
+	}
 	go a.reaper.Watch(ctx)
 	a.reaper.Orphan = func(st reaper.Status) { a.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String()) }
 	a.watchSignals()
