@@ -99,12 +99,25 @@ func (r *Reaper) StartCmd(cmd *exec.Cmd) (<-chan Status, error) {
 			return nil, fmt.Errorf("start %s: stdio must be nil or *os.File under the reaper, not %T", cmd.Path, s)
 		}
 	}
-	return r.Start(func() (int, error) {
+	ch, err := r.Start(func() (int, error) {
 		if err := cmd.Start(); err != nil {
 			return 0, err
 		}
 		return cmd.Process.Pid, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// os.Process holds a pidfd until Wait or Release; the reaper waits with wait4, so release
+	// it once the process has exited, or every command leaks a descriptor. Until then callers
+	// may still signal the process.
+	out := make(chan Status, 1)
+	go func() {
+		st := <-ch
+		cmd.Process.Release()
+		out <- st
+	}()
+	return out, nil
 }
 
 // Reap collects every child that has exited, without blocking, and dispatches the statuses.
