@@ -137,6 +137,7 @@ func TestMachine(t *testing.T) {
 			}
 		}},
 		{"published ports", func(t *testing.T) { testPorts(t, ctxName) }},
+		{"no leaks after 10,000 connections; 4,096 at once", func(t *testing.T) { testConnections(t, name, ctxName) }},
 		{"docker logs -f", func(t *testing.T) {
 			docker(t, ctxName, "", "run", "-d", "--name", "ticker", "busybox:e2e", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 1; done")
 			out := docker(t, ctxName, "", "logs", "-f", "ticker")
@@ -180,13 +181,7 @@ func TestMachine(t *testing.T) {
 			}
 		}},
 		{"recovers after the host agent is killed", func(t *testing.T) {
-			pidb, err := os.ReadFile(filepath.Join(env.home, name, "hostagent.pid"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pid int
-			fmt.Sscan(string(pidb), &pid)
-			p, _ := os.FindProcess(pid)
+			p, _ := os.FindProcess(readPidFile(t, name))
 			p.Kill()
 			deadline := time.Now().Add(30 * time.Second)
 			for strings.TrimSpace(machine(t, "status", name, "--format", "{{.State}}")) != "stopped" {
@@ -312,4 +307,100 @@ func waitUDPEcho(t *testing.T, addr string, timeout time.Duration) {
 		}
 	}
 	t.Fatalf("no UDP echo from %s after %v", addr, timeout)
+}
+
+// testConnections forwards 10,000 sequential connections and then 4,096 concurrent ones to an
+// echo server in a container, and checks that the host agent's and the guest agent's open
+// file counts return to where they were.
+func testConnections(t *testing.T, name, ctxName string) {
+	docker(t, ctxName, "", "run", "-d", "--name", "echo", "-p", "9000:9000", "busybox:e2e", "/bin/echoserver", "-tcp", ":9000")
+	defer docker(t, ctxName, "", "rm", "-f", "echo")
+	const addr = "127.0.0.1:9000"
+	echo := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, 1))
+		return err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil && echo(c) == nil {
+			c.Close()
+			break
+		}
+		if c != nil {
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("echo server on %s never answered", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	agentPid := readPidFile(t, name)
+	hostFDs := func() int { e, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", agentPid)); return len(e) }
+	guestFDs := func() int {
+		var n int
+		fmt.Sscan(machine(t, "shell", name, "--", "sh", "-c", "ls /proc/1/fd | wc -l"), &n)
+		return n
+	}
+	host0, guest0 := hostFDs(), guestFDs()
+
+	began := time.Now()
+	for i := 0; i < 10000; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if err := echo(c); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		c.Close()
+	}
+	t.Logf("10,000 sequential connections in %v", time.Since(began))
+
+	began = time.Now()
+	conns := make([]net.Conn, 0, 4096)
+	for i := 0; i < 4096; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("concurrent connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	held := hostFDs()
+	for i, c := range conns {
+		if err := echo(c); err != nil {
+			t.Fatalf("concurrent connection %d, all %d held: %v", i, len(conns), err)
+		}
+	}
+	t.Logf("4,096 concurrent connections opened and echoed in %v; host agent held %d fds", time.Since(began), held)
+	for _, c := range conns {
+		c.Close()
+	}
+
+	var host1, guest1 int
+	for end := time.Now().Add(30 * time.Second); ; {
+		host1, guest1 = hostFDs(), guestFDs()
+		if host1 <= host0 && guest1 <= guest0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("open files did not return to baseline: host agent %d -> %d, guest agent %d -> %d", host0, host1, guest0, guest1)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("open files: host agent %d -> %d, guest agent %d -> %d", host0, host1, guest0, guest1)
+}
+
+func readPidFile(t *testing.T, name string) int {
+	b, err := os.ReadFile(filepath.Join(env.home, name, "hostagent.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	return pid
 }
