@@ -127,11 +127,17 @@ func docker(t testing.TB, context string, stdin string, args ...string) string {
 	}
 }
 
-// crashed reports whether the machine's VM ended without being asked to.
+// crashed reports whether the machine's VM ended without being asked to. A command can fail
+// a moment before the host agent records the crash and exits, so it waits a little for that.
 func crashed(t testing.TB, name string) bool {
-	b, err := os.ReadFile(filepath.Join(env.home, name, "events.jsonl"))
-	return err == nil && strings.Contains(string(b), `"stop_method":"crash"`) &&
-		strings.TrimSpace(run(t, time.Minute, "", env.bin, "status", name, "--format", "{{.State}}").stdout) == "stopped"
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join(env.home, name, "events.jsonl"))
+		if err == nil && strings.Contains(string(b), `"stop_method":"crash"`) &&
+			strings.TrimSpace(run(t, time.Minute, "", env.bin, "status", name, "--format", "{{.State}}").stdout) == "stopped" {
+			return true
+		}
+	}
+	return false
 }
 
 // latestImage is the image `make image` built for arch.
