@@ -5,12 +5,12 @@ package dockerproxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/machine-run/machine/internal/acceptloop"
 	"github.com/machine-run/machine/internal/streamproxy"
 )
 
@@ -28,16 +28,8 @@ func Serve(ctx context.Context, l net.Listener, socket string, log *slog.Logger)
 		return d.DialContext(ctx, "unix", socket)
 	}
 	onErr := func(err error) { log.Warn("docker proxy: engine socket", "socket", socket, "err", err) }
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("docker proxy: accept: %w", err)
-		}
-		go streamproxy.Proxy(ctx, c, dial, onErr)
+	if err := acceptloop.Run(ctx, l, log, func(c net.Conn) { streamproxy.Proxy(ctx, c, dial, onErr) }); err != nil {
+		return fmt.Errorf("docker proxy: %w", err)
 	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/guestagent/reaper"
+	"github.com/machine-run/machine/internal/acceptloop"
 )
 
 // DefaultPath is the PATH commands get unless the request sets one.
@@ -35,25 +36,21 @@ type Service struct {
 	Home string
 }
 
-// Serve handles every stream accepted on l until ctx ends or l is closed.
+// Serve handles every stream accepted on l until ctx ends or l is closed; ctx ending also
+// closes the streams in flight.
 func (s *Service) Serve(ctx context.Context, l net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("exec service: accept: %w", err)
+	err := acceptloop.Run(ctx, l, s.logger(), func(c net.Conn) {
+		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		if err := s.Handle(ctx, c); err != nil {
+			s.logger().Warn("exec stream", "err", err)
 		}
-		go func() {
-			defer c.Close()
-			if err := s.Handle(ctx, c); err != nil {
-				s.logger().Warn("exec stream", "err", err)
-			}
-		}()
+	})
+	if err != nil {
+		return fmt.Errorf("exec service: %w", err)
 	}
+	return nil
 }
 
 func (s *Service) logger() *slog.Logger {

@@ -1,7 +1,9 @@
 // Package forward is the guest end of api.ServiceForward: for every stream the host opens it
 // reads one api.ForwardRequest line, connects to that TCP or UDP port inside the guest and
-// relays until either side is done. Published container ports are reachable on the guest's
-// loopback (docker-proxy listens there), so the host never needs container addresses.
+// relays until either side is done. An empty address means the guest's own primary address,
+// where the engine's NAT delivers to containers published on a wildcard address; loopback
+// publishes are reached on loopback through docker-proxy. The host never needs container
+// addresses.
 //
 // It consumes a plain net.Listener (a vsock or mux listener in the agent, a loopback TCP
 // listener in tests) and knows nothing of the transport.
@@ -18,11 +20,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/internal/acceptloop"
 )
 
 // maxRequestLine bounds the request line so a confused peer cannot make the agent buffer
@@ -37,48 +38,12 @@ const dialTimeout = 10 * time.Second
 
 // Serve relays every stream accepted on ln until ctx ends or ln fails. It owns ln: when ctx
 // ends it closes ln and every relayed connection, and it returns only after all of its
-// goroutines have exited (nil when ctx ended, else the accept error).
+// relays have ended (nil when ctx ended, else the accept error).
 func Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // runs before wg.Wait: in-flight relays end with Serve
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !retryable(err) {
-				ln.Close()
-				return fmt.Errorf("forward service: accept: %w", err)
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		delay = 0
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			handle(ctx, c)
-		}()
+	if err := acceptloop.Run(ctx, ln, nil, func(c net.Conn) { handle(ctx, c) }); err != nil {
+		return fmt.Errorf("forward service: %w", err)
 	}
-}
-
-// retryable reports accept errors that pass on their own (out of file descriptors).
-func retryable(err error) bool {
-	var ne net.Error
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-		(errors.As(err, &ne) && ne.Timeout())
+	return nil
 }
 
 func handle(ctx context.Context, c net.Conn) {
