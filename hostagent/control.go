@@ -14,6 +14,7 @@ import (
 
 	"github.com/inetaf/tcpproxy"
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/internal/streamproxy"
 )
 
 // Control API paths on the host agent's unix socket.
@@ -171,8 +172,7 @@ func (a *Agent) serveGuestStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	src := &tcpproxy.Conn{Conn: conn, Peeked: buffered(rw.Reader)}
-	dp := &tcpproxy.DialProxy{DialContext: func(context.Context, string, string) (net.Conn, error) { return guest, nil }}
-	dp.HandleConn(src)
+	streamproxy.Proxy(context.Background(), src, func(context.Context) (net.Conn, error) { return guest, nil }, nil)
 }
 
 func buffered(r *bufio.Reader) []byte {
