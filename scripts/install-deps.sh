@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-system-arm qemu-utils   # the QEMU driver (amd64 and arm64 guests)
   mmdebstrap squashfs-tools debian-archive-keyring kmod # guest root filesystem, modules.dep
-  qemu-user-static binfmt-support              # build the arm64 root on an amd64 host
+  qemu-user-static binfmt-support arch-test    # build the arm64 root on an amd64 host (mmdebstrap needs arch-test)
   busybox-static cpio e2fsprogs zstd xz-utils  # initramfs tools and test images
   curl ca-certificates make
 )
