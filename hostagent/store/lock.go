@@ -12,9 +12,21 @@ import (
 
 // Lock is an exclusive advisory lock on a file; the OS drops it when the process dies, so a
 // crash never leaves a machine locked.
+//
+// A holder also holds an exclusive lock on a second file, path+".live", which is what Held
+// probes, with a shared lock. Probing the lock itself would take it for an instant and make a
+// starting agent's TryLock fail: `machine status` at the wrong moment stopped the agent. The
+// probe never touches the first file, and concurrent probes never see each other.
 type Lock struct {
-	f *os.File
+	f, live *os.File
 }
+
+// liveSuffix names the file Held probes.
+const liveSuffix = ".live"
+
+// liveWait bounds how long TryLock waits for probes to let go of the liveness file. A probe
+// holds it for microseconds; only a pathological stream of them could make TryLock give up.
+const liveWait = 5 * time.Second
 
 // ErrLocked is returned by TryLock when another process holds the lock.
 var ErrLocked = errors.New("locked by another process")
@@ -25,7 +37,7 @@ func TryLock(path string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	ok, err := tryLock(f)
+	ok, err := tryLock(f, false)
 	if err != nil || !ok {
 		f.Close()
 		if err == nil {
@@ -33,7 +45,39 @@ func TryLock(path string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return &Lock{f: f}, nil
+	live, err := lockLive(path + liveSuffix)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Lock{f: f, live: live}, nil
+}
+
+// lockLive takes the liveness file exclusively. Only Held's shared probes can hold it (the
+// caller holds the main lock), so it retries briefly rather than failing.
+func lockLive(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	deadline := time.Now().Add(liveWait)
+	delay := 100 * time.Microsecond
+	for {
+		ok, err := tryLock(f, false)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if ok {
+			return f, nil
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: liveness checks kept it busy for %s; try again", path, liveWait)
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 10*time.Millisecond)
+	}
 }
 
 // LockContext takes the lock at path, waiting until it is free or ctx ends.
@@ -54,16 +98,18 @@ func LockContext(ctx context.Context, path string) (*Lock, error) {
 }
 
 // Unlock releases the lock.
-func (l *Lock) Unlock() error { return l.f.Close() }
+func (l *Lock) Unlock() error { return errors.Join(l.live.Close(), l.f.Close()) }
 
-// Held reports whether some process holds the lock at path.
+// Held reports whether some process holds the lock at path. It never takes that lock: it
+// probes the liveness file with a shared lock, which only a holder's exclusive lock refuses.
 func Held(path string) bool {
-	l, err := TryLock(path)
+	f, err := os.Open(path + liveSuffix)
 	if err != nil {
-		return errors.Is(err, ErrLocked)
+		return false // no holder has ever made it
 	}
-	l.Unlock()
-	return false
+	defer f.Close()
+	ok, err := tryLock(f, true)
+	return err == nil && !ok
 }
 
 // ReadPid reads a pid file; it returns 0 when the file is missing or unreadable.

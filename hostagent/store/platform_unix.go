@@ -32,9 +32,13 @@ func protectDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-// tryLock takes an exclusive advisory lock on f without waiting.
-func tryLock(f *os.File) (bool, error) {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+// tryLock takes an exclusive (or shared) advisory lock on f without waiting.
+func tryLock(f *os.File, shared bool) (bool, error) {
+	how := unix.LOCK_EX
+	if shared {
+		how = unix.LOCK_SH
+	}
+	err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return false, nil
 	}
