@@ -2,6 +2,9 @@
 GO        ?= go
 ARCHES    ?= amd64 arm64
 IMAGE_ARCHES ?= $(ARCHES)
+# IMAGE_REF is the registry reference a release pulls on first start when no image is built
+# (empty: development builds say how to get one).
+IMAGE_REF ?=
 export CGO_ENABLED ?= 0
 
 .PHONY: all machine agents image test e2e bench check codesign clean deps quickstart ci
@@ -9,7 +12,7 @@ export CGO_ENABLED ?= 0
 all: machine agents
 
 machine:
-	$(GO) build -trimpath -o bin/machine ./cmd/machine
+	$(GO) build -trimpath -ldflags '-X main.defaultImageRef=$(IMAGE_REF)' -o bin/machine ./cmd/machine
 
 agents: $(addprefix bin/machine-guestagent-,$(ARCHES))
 

@@ -9,6 +9,7 @@ pkgs=(
   qemu-user-static binfmt-support arch-test    # build the arm64 root on an amd64 host (mmdebstrap needs arch-test)
   busybox-static cpio e2fsprogs zstd xz-utils  # initramfs tools and test images
   curl ca-certificates make
+  docker-registry                              # e2e: a real OCI registry (Distribution) on 127.0.0.1
 )
 command -v docker >/dev/null || pkgs+=(docker.io) # the host docker CLI (the daemon is not used)
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -34,7 +36,8 @@ func setup(t *testing.T) string {
 	man := vmimage.Manifest{SchemaVersion: vmimage.SchemaVersion, Arch: "amd64"}
 	for _, r := range []string{vmimage.RoleKernel, vmimage.RoleInitramfs, vmimage.RoleRoot} {
 		os.WriteFile(filepath.Join(img, r), []byte(r), 0o644)
-		man.Files = append(man.Files, vmimage.File{Role: r, Name: r, Size: int64(len(r))})
+		sum := sha256.Sum256([]byte(r))
+		man.Files = append(man.Files, vmimage.File{Role: r, Name: r, Size: int64(len(r)), SHA256: hex.EncodeToString(sum[:])})
 	}
 	b, _ := json.Marshal(man)
 	os.WriteFile(filepath.Join(img, vmimage.ManifestName), b, 0o644)

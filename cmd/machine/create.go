@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/machine-run/machine/hostagent/shares"
 	"github.com/machine-run/machine/hostagent/store"
-	"github.com/machine-run/machine/vmimage"
 )
 
 type createOptions struct {
@@ -24,6 +25,8 @@ type createOptions struct {
 	publishAll bool
 	hostfwd    []string
 	shares     []string
+	// progress shows a pull of the image, if create has to pull one (stderr).
+	progress io.Writer
 }
 
 func (o *createOptions) addFlags(cmd *cobra.Command) {
@@ -32,7 +35,7 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.memory, "memory", fmt.Sprintf("%dMiB", store.DefaultMemoryMiB), "memory (e.g. 2GiB, 4096M)")
 	f.StringVar(&o.disk, "disk", fmt.Sprintf("%dGiB", store.DefaultDiskGiB), "data disk size; sparse, it grows as used")
 	f.StringVar(&o.arch, "arch", runtime.GOARCH, "guest architecture: amd64 or arm64")
-	f.StringVar(&o.image, "image", "", "guest image folder (default: the newest built with `machine image build`)")
+	f.StringVar(&o.image, "image", "", "guest image: a built image folder or a registry reference (default: $MACHINE_IMAGE, settings.json \"image\", the newest built image, then this build's default reference)")
 	f.StringVar(&o.driver, "driver", defaultDriver(), "hypervisor driver: qemu or vz (macOS)")
 	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
 	home, _ := os.UserHomeDir()
@@ -48,7 +51,8 @@ func newCreateCommand() *cobra.Command {
 		Short: "Create a machine (does not start it)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := runCreate(o, machineName(args))
+			o.progress = cmd.ErrOrStderr()
+			m, err := runCreate(cmd.Context(), o, machineName(args))
 			if err != nil {
 				return err
 			}
@@ -60,7 +64,7 @@ func newCreateCommand() *cobra.Command {
 	return cmd
 }
 
-func runCreate(o *createOptions, name string) (*store.Machine, error) {
+func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machine, error) {
 	s, err := store.Open()
 	if err != nil {
 		return nil, err
@@ -105,31 +109,10 @@ func runCreate(o *createOptions, name string) (*store.Machine, error) {
 	if o.driver != "qemu" && o.driver != "vz" {
 		return nil, fmt.Errorf("--driver %q: choose qemu or vz", o.driver)
 	}
-	img, err := resolveImage(o.image, o.arch)
+	img, err := resolveImage(ctx, o.image, o.arch, o.progress)
 	if err != nil {
 		return nil, err
 	}
-	return s.Create(cfg, img)
-}
-
-// resolveImage finds the image folder for a new machine and checks it is whole.
-func resolveImage(flag, arch string) (string, error) {
-	dir := flag
-	if dir == "" {
-		latest, err := vmimage.Latest(arch)
-		if err != nil {
-			return "", err
-		}
-		dir = latest
-	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("--image %q: not a folder; pulling images by reference is not supported yet: build one with `machine image build --arch %s`", flag, arch)
-	}
-	m, err := vmimage.Load(dir)
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", dir, err)
-	}
-	if m.Arch != arch {
-		return "", fmt.Errorf("image %s is for %s, not %s: build one with `machine image build --arch %s`", dir, m.Arch, arch, arch)
-	}
-	return dir, nil
+	cfg.ImageDigest, cfg.ImageRef = img.Digest, img.Ref
+	return s.Create(cfg, img.Dir)
 }

@@ -21,7 +21,7 @@ type imageBuildOptions struct {
 func newImageCommand() *cobra.Command {
 	image := &cobra.Command{
 		Use:   "image",
-		Short: "Build and manage guest images",
+		Short: "Build, pull, push and manage guest images",
 	}
 	var opts imageBuildOptions
 	build := &cobra.Command{
@@ -40,7 +40,8 @@ func newImageCommand() *cobra.Command {
 	build.Flags().StringVar(&opts.arch, "arch", defArch, "guest architecture: amd64 or arm64")
 	build.Flags().StringVar(&opts.output, "output", "", "also place the image files in this directory")
 	build.Flags().StringVar(&opts.agent, "agent", "", "static guest-agent binary for --arch (default: build ./cmd/machine-guestagent)")
-	image.AddCommand(build)
+	image.AddCommand(build, newImagePullCommand(), newImagePushCommand(), newImageLsCommand(),
+		newImageRmCommand(), newImageExportCommand(), newImageImportCommand())
 	return image
 }
 

@@ -28,6 +28,7 @@ func newStartCommand() *cobra.Command {
 		Short: "Start a machine (creating it if needed) and wait until Docker is ready",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.create.progress = cmd.ErrOrStderr()
 			return runStart(cmd.Context(), cmd.OutOrStdout(), o, machineName(args))
 		},
 	}
@@ -45,7 +46,7 @@ func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) 
 	}
 	if !m.Exists() {
 		fmt.Fprintf(out, "Creating machine %q\n", name)
-		if _, err := runCreate(&o.create, name); err != nil {
+		if _, err := runCreate(ctx, &o.create, name); err != nil {
 			return err
 		}
 	}

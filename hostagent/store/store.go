@@ -84,6 +84,10 @@ type Config struct {
 	Created   time.Time `json:"created"`
 	// ImageSource is where the image files were copied from, for diagnostics.
 	ImageSource string `json:"image_source"`
+	// ImageDigest is the OCI manifest digest of the image the machine boots (a built image
+	// has one too: see vmimage/oci.Digest); ImageRef the reference it was pulled by, if any.
+	ImageDigest string `json:"image_digest,omitempty"`
+	ImageRef    string `json:"image_ref,omitempty"`
 	// PublishAllInterfaces exposes wildcard-published container ports on all host
 	// interfaces instead of loopback only.
 	PublishAllInterfaces bool `json:"publish_all_interfaces"`
