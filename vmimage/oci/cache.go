@@ -136,8 +136,8 @@ func (c *Cache) setRef(ctx context.Context, e refEntry) error {
 	return c.writeRefs(rf)
 }
 
-// canonical names ref the way refs.json does (registry/repository:tag or @digest).
-func canonical(ref string) string {
+// Canonical names ref the way refs.json does (registry/repository:tag or @digest).
+func Canonical(ref string) string {
 	n, err := name.ParseReference(ref)
 	if err != nil {
 		return ref

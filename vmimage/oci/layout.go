@@ -45,7 +45,7 @@ func (c *Cache) Export(target string, w io.Writer) error {
 			MediaType: types.OCIManifestSchema1, ArtifactType: ArtifactType, Digest: h, Size: int64(len(raw)),
 			Platform: Platform(m.Annotations[AnnotationArch]),
 		}
-		ref := canonical(target)
+		ref := Canonical(target)
 		if !byRef {
 			ref = ""
 			for _, e := range rf.Refs {
@@ -244,7 +244,7 @@ func (c *Cache) importImage(ctx context.Context, d v1.Descriptor) (*Image, error
 		return nil, err
 	}
 	if ref := d.Annotations[annotationRefName]; ref != "" && strings.ContainsAny(ref, "/:") {
-		if err := c.setRef(ctx, refEntry{Ref: canonical(ref), Arch: meta.Arch, Digest: d.Digest.String()}); err != nil {
+		if err := c.setRef(ctx, refEntry{Ref: Canonical(ref), Arch: meta.Arch, Digest: d.Digest.String()}); err != nil {
 			return nil, err
 		}
 	}

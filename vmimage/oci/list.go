@@ -86,7 +86,7 @@ func (c *Cache) Lookup(ref, arch string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := canonical(ref)
+	want := Canonical(ref)
 	for _, e := range rf.Refs {
 		if e.Ref != want || e.Arch != arch {
 			continue
@@ -129,7 +129,7 @@ func (c *Cache) match(target string, rf *refsFile) (digests []string, byRef bool
 			return found, false, nil
 		}
 	}
-	want := canonical(target)
+	want := Canonical(target)
 	var found []string
 	for _, e := range rf.Refs {
 		if e.Ref == want && !slices.Contains(found, e.Digest) {
@@ -173,7 +173,7 @@ func (c *Cache) Remove(ctx context.Context, target string, usedBy func(digest st
 	}
 	keep := slices.DeleteFunc(slices.Clone(rf.Refs), func(e refEntry) bool {
 		if byRef {
-			return e.Ref == canonical(target)
+			return e.Ref == Canonical(target)
 		}
 		return slices.Contains(digests, e.Digest)
 	})
