@@ -76,6 +76,7 @@ func TestManyFastChildren(t *testing.T) {
 
 // TestOrphansAreReaped makes the test process a subreaper, as PID 1 is, so a grandchild whose
 // parent exits is re-parented to it; the reaper must collect it and report it as an orphan.
+// The order of exits is forced, so the result does not depend on scheduling.
 func TestOrphansAreReaped(t *testing.T) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Skipf("subreaper: %v", err)
@@ -85,10 +86,23 @@ func TestOrphansAreReaped(t *testing.T) {
 	r := New()
 	r.Orphan = func(st Status) { orphans <- st }
 	watch(t, r)
-	out, err := r.Output(context.Background(), exec.Command("sh", "-c", "sh -c 'exit 5' >/dev/null 2>&1 & echo $!"))
+	// The grandchild waits on a pipe until its parent is gone: if it exited first, sh could
+	// reap it itself and it would never be an orphan (the test failed 2 runs in 3 so).
+	gate, release, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer gate.Close()
+	defer release.Close()
+	cmd := exec.Command("sh", "-c", "sh -c 'read x <&3; exit 5' >/dev/null 2>&1 & echo $!")
+	cmd.ExtraFiles = []*os.File{gate}
+	out, err := r.Output(context.Background(), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Output returned: the parent has exited and been reaped, so the grandchild is ours now.
+	release.Write([]byte("go\n"))
+	release.Close()
 	select {
 	case st := <-orphans:
 		if st.Code != 5 || itoa(st.Pid) != strings.TrimSpace(string(out)) {
