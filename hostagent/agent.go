@@ -44,6 +44,9 @@ type Options struct {
 	// inside it); ACPITimeout bounds the power-button fallback. Zero means the default.
 	GuestStopTimeout time.Duration
 	ACPITimeout      time.Duration
+	// KillTimeout bounds the wait for the VM to exit after Kill (and for Kill itself).
+	// Zero means the default.
+	KillTimeout time.Duration
 }
 
 // Agent is one running host agent.
@@ -55,7 +58,9 @@ type Agent struct {
 	guest  *guestClient
 	ports  *portforward.Forwarder
 
-	stopReq chan bool // true: force
+	stopReq chan bool     // true: force
+	forced  chan struct{} // closed when a stop escalates to force
+	force   sync.Once
 
 	mu      sync.Mutex
 	state   string
@@ -77,6 +82,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if o.ACPITimeout == 0 {
 		o.ACPITimeout = 15 * time.Second
+	}
+	if o.KillTimeout == 0 {
+		o.KillTimeout = 30 * time.Second
 	}
 	lock, err := store.TryLock(m.AgentLock())
 	if err != nil {
@@ -102,7 +110,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("machine %q: events: %w", m.Name, err)
 	}
 	cleanups = append(cleanups, func() error { events.close(); return nil })
-	a := &Agent{o: o, log: o.Logger, events: events, stopReq: make(chan bool, 1), state: StateStarting, started: time.Now()}
+	a := &Agent{o: o, log: o.Logger, events: events, stopReq: make(chan bool, 1), forced: make(chan struct{}), state: StateStarting, started: time.Now()}
 
 	dcfg, err := driverConfig(m, o.Config)
 	if err != nil {
@@ -145,11 +153,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		a.emit(Event{Type: EventStopped, StopMethod: StopCrash, Message: msg})
 		return errors.New(msg)
 	case force := <-a.stopReq:
-		a.stop(force, vmDone)
+		return a.stop(force, vmDone)
 	case <-ctx.Done():
-		a.stop(false, vmDone)
+		return a.stop(false, vmDone)
 	}
-	return nil
 }
 
 func describeDriver(c *store.Config, d driver.Driver) string {
@@ -217,20 +224,22 @@ func (a *Agent) setState(s string) {
 	a.mu.Unlock()
 }
 
-// requestStop asks Run to stop the VM; a second request can only escalate to force.
+// requestStop asks Run to stop the VM; a second request can only escalate to force, which
+// cuts short the clean steps of a stop under way.
 func (a *Agent) requestStop(force bool) {
+	if force {
+		a.force.Do(func() { close(a.forced) })
+	}
 	select {
 	case a.stopReq <- force:
-	default:
-		if force {
-			go a.drv.Kill()
-		}
+	default: // a stop is pending or under way
 	}
 }
 
 // stop shuts the VM down: the guest agent's clean shutdown, then the ACPI power button, then
-// kill, each after a timeout. force goes straight to kill.
-func (a *Agent) stop(force bool, vmDone <-chan error) {
+// kill, each after a timeout. force goes straight to kill. Every wait is bounded; a VM that
+// outlives its kill is reported (event, log, error) rather than waited for.
+func (a *Agent) stop(force bool, vmDone <-chan error) error {
 	a.setState(StateStopping)
 	a.emit(Event{Type: EventStopping})
 	method := StopKill
@@ -242,11 +251,13 @@ func (a *Agent) stop(force bool, vmDone <-chan error) {
 		method = StopACPI
 	}
 	if method == StopKill {
-		a.drv.Kill()
-		<-vmDone
+		if err := a.killVM(vmDone); err != nil {
+			return a.fail(err)
+		}
 	}
 	a.setState(StateStopped)
 	a.emit(Event{Type: EventStopped, StopMethod: method, Message: "stopped (" + method + ")"})
+	return nil
 }
 
 func (a *Agent) stopGuest(vmDone <-chan error) bool {
@@ -257,28 +268,80 @@ func (a *Agent) stopGuest(vmDone <-chan error) bool {
 		a.log.Warn("guest shutdown request failed", "err", err)
 		return false
 	}
-	return waitDone(vmDone, a.o.GuestStopTimeout)
+	return a.waitDone(vmDone, a.o.GuestStopTimeout)
 }
 
 func (a *Agent) stopACPI(vmDone <-chan error) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err := a.drv.RequestStop(ctx)
-	cancel()
+	select {
+	case <-a.forced:
+		return false
+	default:
+	}
+	err := bounded(5*time.Second, func(ctx context.Context) error { return a.drv.RequestStop(ctx) })
 	if err != nil {
 		a.log.Warn("ACPI power-off failed", "err", err)
 		return false
 	}
-	return waitDone(vmDone, a.o.ACPITimeout)
+	return a.waitDone(vmDone, a.o.ACPITimeout)
 }
 
-func waitDone(done <-chan error, d time.Duration) bool {
+// killVM kills the VM and waits, at most KillTimeout, for it to exit. A Kill error alone is
+// not a failure (the VM may be gone already); a VM still running at the deadline is.
+func (a *Agent) killVM(vmDone <-chan error) error {
+	killed := make(chan error, 1)
+	go func() { killed <- a.drv.Kill() }()
+	t := time.NewTimer(a.o.KillTimeout)
+	defer t.Stop()
+	var killErr error
+	for {
+		select {
+		case <-vmDone:
+			return nil
+		case killErr = <-killed:
+			killed = nil
+			if killErr != nil {
+				a.log.Error("kill failed", "err", killErr)
+			}
+		case <-t.C:
+			why := "the hypervisor did not answer the kill"
+			if killed == nil {
+				why = "the kill returned but the VM did not exit"
+				if killErr != nil {
+					why = "the kill failed: " + killErr.Error()
+				}
+			}
+			return fmt.Errorf("machine %q: the VM did not stop within %s of being killed (%s); its hypervisor process may still be running: end it, then run `machine start %s` (see %s)",
+				a.o.Machine.Name, a.o.KillTimeout, why, a.o.Machine.Name, a.o.Machine.AgentLog())
+		}
+	}
+}
+
+// waitDone waits at most d for the VM to exit; a force request cuts the wait short.
+func (a *Agent) waitDone(done <-chan error, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-done:
 		return true
+	case <-a.forced:
+		return false
 	case <-t.C:
 		return false
+	}
+}
+
+// bounded runs fn with a context that ends after d, and returns by then even if fn ignores
+// the context (its result is then dropped).
+func bounded(d time.Duration, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

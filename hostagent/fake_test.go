@@ -26,6 +26,8 @@ import (
 type fakeVM struct {
 	ignoreShutdown bool // the guest agent accepts the request but never powers off
 	ignoreACPI     bool // the guest ignores the power button
+	killErr        error         // Kill returns this and leaves the VM running
+	killBlock      chan struct{} // Kill blocks until this is closed, and leaves the VM running
 
 	client  *mux.Client
 	st      *state.State
@@ -125,7 +127,17 @@ func (f *fakeVM) RequestStop(context.Context) error {
 	return nil
 }
 
-func (f *fakeVM) Kill() error { f.powerOff("kill"); return nil }
+func (f *fakeVM) Kill() error {
+	if f.killBlock != nil {
+		<-f.killBlock
+		return errors.New("kill: no answer")
+	}
+	if f.killErr != nil {
+		return f.killErr
+	}
+	f.powerOff("kill")
+	return nil
+}
 
 func (f *fakeVM) Wait() error {
 	<-f.off
@@ -193,14 +205,21 @@ type running struct {
 // startAgent runs the host agent with vm until it reports ready.
 func startAgent(t *testing.T, m *store.Machine, cfg *store.Config, vm *fakeVM) *running {
 	t.Helper()
+	return startAgentWith(t, m, cfg, vm, Options{})
+}
+
+// startAgentWith is startAgent with options; zero timeouts get short test values.
+func startAgentWith(t *testing.T, m *store.Machine, cfg *store.Config, vm *fakeVM, o Options) *running {
+	t.Helper()
+	o.Machine, o.Config = m, cfg
+	o.NewDriver = func(driver.Config) (driver.Driver, error) { return vm, nil }
+	for _, d := range []*time.Duration{&o.GuestStopTimeout, &o.ACPITimeout, &o.KillTimeout} {
+		if *d == 0 {
+			*d = 200 * time.Millisecond
+		}
+	}
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(context.Background(), Options{
-			Machine: m, Config: cfg,
-			NewDriver:        func(driver.Config) (driver.Driver, error) { return vm, nil },
-			GuestStopTimeout: 200 * time.Millisecond, ACPITimeout: 200 * time.Millisecond,
-		})
-	}()
+	go func() { done <- Run(context.Background(), o) }()
 	r := &running{m: m, vm: vm, c: NewClient(m.ControlSocket()), done: done}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
