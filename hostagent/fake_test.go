@@ -24,8 +24,8 @@ import (
 // fakeVM is a driver.Driver whose "guest" is the real guest control service and a fake
 // Docker engine, reached over the real serial-channel multiplexer on a socket pair.
 type fakeVM struct {
-	ignoreShutdown bool // the guest agent accepts the request but never powers off
-	ignoreACPI     bool // the guest ignores the power button
+	ignoreShutdown bool          // the guest agent accepts the request but never powers off
+	ignoreACPI     bool          // the guest ignores the power button
 	killErr        error         // Kill returns this and leaves the VM running
 	killBlock      chan struct{} // Kill blocks until this is closed, and leaves the VM running
 
