@@ -86,7 +86,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.KillTimeout == 0 {
 		o.KillTimeout = 30 * time.Second
 	}
-	lock, err := store.TryLock(m.AgentLock())
+	lock, err := store.TryLockLive(m.AgentLock())
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("machine %q is already running (host agent pid %d)", m.Name, store.ReadPid(m.PidFile()))

@@ -13,8 +13,8 @@ import (
 // Lock is an exclusive advisory lock on a file; the OS drops it when the process dies, so a
 // crash never leaves a machine locked.
 //
-// A holder also holds an exclusive lock on a second file, path+".live", which is what Held
-// probes, with a shared lock. Probing the lock itself would take it for an instant and make a
+// A lock taken with TryLockLive also holds an exclusive lock on a second file, path+".live",
+// which is what Held probes, with a shared lock. Probing the lock itself would take it for an instant and make a
 // starting agent's TryLock fail: `machine status` at the wrong moment stopped the agent. The
 // probe never touches the first file, and concurrent probes never see each other.
 type Lock struct {
@@ -45,12 +45,20 @@ func TryLock(path string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	live, err := lockLive(path + liveSuffix)
+	return &Lock{f: f}, nil
+}
+
+// TryLockLive is TryLock for a lock whose holder others check with Held (the host agent's).
+func TryLockLive(path string) (*Lock, error) {
+	l, err := TryLock(path)
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	return &Lock{f: f, live: live}, nil
+	if l.live, err = lockLive(path + liveSuffix); err != nil {
+		l.f.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // lockLive takes the liveness file exclusively. Only Held's shared probes can hold it (the
@@ -98,9 +106,15 @@ func LockContext(ctx context.Context, path string) (*Lock, error) {
 }
 
 // Unlock releases the lock.
-func (l *Lock) Unlock() error { return errors.Join(l.live.Close(), l.f.Close()) }
+func (l *Lock) Unlock() error {
+	var err error
+	if l.live != nil {
+		err = l.live.Close()
+	}
+	return errors.Join(err, l.f.Close())
+}
 
-// Held reports whether some process holds the lock at path. It never takes that lock: it
+// Held reports whether some process holds the lock at path, taken with TryLockLive. It never takes that lock: it
 // probes the liveness file with a shared lock, which only a holder's exclusive lock refuses.
 func Held(path string) bool {
 	f, err := os.Open(path + liveSuffix)

@@ -26,7 +26,7 @@ func TestHeldNeverRefusesTryLock(t *testing.T) {
 	}()
 	refused := 0
 	for i := 0; i < 2000; i++ {
-		l, err := TryLock(p)
+		l, err := TryLockLive(p)
 		if err != nil {
 			refused++
 			continue
@@ -46,7 +46,7 @@ func TestHeldNeverRefusesTryLock(t *testing.T) {
 // Concurrent liveness checks never see each other as a holder.
 func TestHeldProbesDoNotSeeEachOther(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "agent.lock")
-	l, err := TryLock(p) // make the liveness file exist, then free it
+	l, err := TryLockLive(p) // make the liveness file exist, then free it
 	if err != nil {
 		t.Fatal(err)
 	}

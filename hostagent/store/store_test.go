@@ -128,14 +128,14 @@ func TestLoadConfigMissingAndCorrupt(t *testing.T) {
 
 func TestLock(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
-	l, err := TryLock(p)
+	l, err := TryLockLive(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !Held(p) {
 		t.Error("Held = false while locked")
 	}
-	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+	if _, err := TryLockLive(p); !errors.Is(err, ErrLocked) {
 		t.Errorf("second TryLock: %v, want ErrLocked", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
