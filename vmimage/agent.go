@@ -64,8 +64,8 @@ func buildAgent(ctx context.Context, arch, out string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/machine-guestagent")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build guest agent for %s in %s: %w\n%s", arch, root, err, b)
+	if err := runTool(cmd); err != nil {
+		return fmt.Errorf("build guest agent for %s: %w", arch, err)
 	}
 	return nil
 }

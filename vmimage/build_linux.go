@@ -376,16 +376,5 @@ func run(ctx context.Context, name string, args ...string) error {
 	// /dev from its chroot. A killed mmdebstrap leaves orphans and mounts behind.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = time.Minute
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w\n%s", name, err, lastLines(b, 20))
-	}
-	return nil
-}
-
-func lastLines(b []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return runTool(cmd)
 }

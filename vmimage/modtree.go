@@ -147,12 +147,5 @@ func decompressModule(ctx context.Context, path string) ([]byte, error) {
 }
 
 func runOutput(ctx context.Context, name string, args ...string) ([]byte, error) {
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return out, nil
+	return runToolOutput(exec.CommandContext(ctx, name, args...))
 }
