@@ -84,11 +84,10 @@ func defaultDriver() string {
 	return "qemu"
 }
 
-// exitError carries a status to exit with; its message has been printed already (or is
-// empty, as for a command in the guest that failed).
-type exitError struct{ code int }
+// guestExit is the status of a command run in the guest (`machine shell -- CMD`): machine
+// exits with it. Its message, if any, has been printed already.
+type guestExit struct{ code int }
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-func (e exitError) ExitCode() int { return e.code }
+func (e guestExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func isCanceled(ctx context.Context) bool { return ctx.Err() != nil }

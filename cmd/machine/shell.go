@@ -18,6 +18,7 @@ func newShellCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "shell [NAME] [-- CMD ARGS...]",
 		Short: "Open a shell in a machine, or run a command there and exit with its status",
+		Args:  cobra.ArbitraryArgs, // NAME and the command after --, checked below
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, argv := args, []string(nil)
 			if at := cmd.ArgsLenAtDash(); at >= 0 {
@@ -71,12 +72,12 @@ func runShell(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, na
 	if err != nil {
 		if code != 0 {
 			fmt.Fprintf(stderr, "machine: %v\n", err)
-			return exitError{code}
+			return guestExit{code}
 		}
 		return fmt.Errorf("machine %q: %w", name, err)
 	}
 	if code != 0 {
-		return exitError{code}
+		return guestExit{code}
 	}
 	return nil
 }
