@@ -25,9 +25,11 @@ const (
 // SchemaVersion is the manifest format version written by this package.
 const SchemaVersion = 1
 
-// Cmdline is the kernel command line an image built here expects; the driver adds the
-// console and channel keys. rootfstype tells the agent how to mount machine.root.
-const Cmdline = "softlockup_panic=1 panic=-1 machine.root=/dev/vda machine.data=/dev/vdb rootfstype=" + rootFSType
+// Cmdline is the image's part of the kernel command line: kernel words and the root's
+// filesystem type (the initramfs reads it when the disk's magic does not tell). Everything
+// else a guest is told comes from the boot contract (guestagent/api/bootparams), which the
+// drivers encode over it.
+const Cmdline = "softlockup_panic=1 panic=-1 rootfstype=" + rootFSType
 
 // rootFSType is the filesystem of root.img; see rootImageArgs.
 const rootFSType = "squashfs"

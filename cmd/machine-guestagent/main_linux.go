@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 	"github.com/machine-run/machine/guestagent/boot"
 	"github.com/machine-run/machine/guestagent/cmdline"
 	"github.com/machine-run/machine/guestagent/control"
@@ -69,7 +70,7 @@ type agent struct {
 	state  *state.State
 	reaper *reaper.Reaper
 	engine *engine.Engine
-	params cmdline.Params
+	params bootparams.Params
 
 	dataMounted  bool
 	shutdownOnce sync.Once
@@ -97,8 +98,12 @@ func (a *agent) run() {
 		a.log.Error("boot", "err", err)
 	}
 	a.params = p
+	if len(p.Unknown) > 0 {
+		a.log.Warn("kernel command line: contract words this agent does not know (a newer host?)", "words", p.Unknown)
+	}
+	a.bootClock()
 
-	if p.Channel == api.ChannelSerial {
+	if p.Channel == bootparams.ChannelSerial {
 		a.serveChannel(ctx)
 	}
 	detail := ""
@@ -107,7 +112,7 @@ func (a *agent) run() {
 	}
 	a.state.Phase(api.PhaseModules, detail)
 	a.log.Info("phase", "name", api.PhaseModules)
-	if p.Channel == api.ChannelVsock {
+	if p.Channel == bootparams.ChannelVsock {
 		a.serveChannel(ctx)
 	}
 
@@ -131,6 +136,21 @@ func (a *agent) run() {
 		}
 	}()
 	select {}
+}
+
+// bootClock moves a clock that is behind the host's boot-time reading forward, so TLS, file
+// times and logs are right before the host's first time sync.
+func (a *agent) bootClock() {
+	now := time.Now()
+	t, ok := cmdline.BootClock(a.params.Time, now, time.Duration(boot.Uptime()*float64(time.Second)))
+	if !ok {
+		return
+	}
+	if err := boot.SetClock(t); err != nil {
+		a.log.Warn("clock from the kernel command line", "err", err)
+		return
+	}
+	a.log.Info("clock set from the kernel command line", "was", now.UTC().Format(time.RFC3339), "now", t.UTC().Format(time.RFC3339))
 }
 
 func (a *agent) stage1Phases() {

@@ -1,7 +1,7 @@
 // Package api is the wire contract between the host and the guest agent: guest service
-// numbers, the kernel command line the image expects, boot phase names, and the JSON types
-// the control service speaks. It is the only guest package the host imports, so it holds
-// data and tiny codecs, never behaviour that needs a VM.
+// numbers, boot phase names, and the JSON types the control service speaks; its subpackage
+// bootparams holds what a guest is told at boot. They are the only guest packages the host
+// imports, so they hold data and tiny codecs, never behaviour that needs a VM.
 package api
 
 import "time"
@@ -26,32 +26,8 @@ const HostCID = 2
 // hypervisor has no vsock. The guest finds it at /dev/virtio-ports/<SerialPortName>.
 const SerialPortName = "machine.agent"
 
-// Kernel command line keys the guest agent reads (key=value, space separated).
-const (
-	// CmdlineRoot names the block device holding the read-only root image (e.g. /dev/vda).
-	CmdlineRoot = "machine.root"
-	// CmdlineData names the persistent data disk (e.g. /dev/vdb); formatted ext4 when blank.
-	CmdlineData = "machine.data"
-	// CmdlineChannel is "serial" or "vsock": which transport the guest agent serves on.
-	CmdlineChannel = "machine.channel"
-	// CmdlineNet is "user" (QEMU user networking, static 10.0.2.15/24) or "dhcp".
-	CmdlineNet = "machine.net"
-	// CmdlineHostname is the guest's hostname (the machine's name).
-	CmdlineHostname = "machine.hostname"
-	// CmdlineShares lists shared folders as tag=guestpath pairs separated by commas.
-	CmdlineShares = "machine.shares"
-	// CmdlineToken, when present, is a secret the host writes as the first line of the serial
-	// channel ("<token>\n") before any multiplexed traffic. It guards channels that other
-	// local users could reach (QEMU's loopback TCP chardev on Windows): the guest drops a
-	// connection that does not present it.
-	CmdlineToken = "machine.token"
-)
-
-// Channel values for CmdlineChannel.
-const (
-	ChannelSerial = "serial"
-	ChannelVsock  = "vsock"
-)
+// What a guest is told at boot (channel, network, hostname, shares, Rosetta, token, clock)
+// is the boot contract in guestagent/api/bootparams.
 
 // Boot phase names, in the order the guest reaches them. Each is reported with the seconds
 // since the kernel started (CLOCK_BOOTTIME), so the host can print a breakdown.

@@ -4,13 +4,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 )
 
 func TestMountSharesReportsEachFailure(t *testing.T) {
 	dir := t.TempDir()
-	mounted, err := MountShares(map[string]string{
-		"relative":         "not/absolute",
-		"machine-no-such0": filepath.Join(dir, "a"),
+	mounted, err := MountShares([]bootparams.Share{
+		{Tag: "relative", GuestPath: "not/absolute"},
+		{Tag: "machine-no-such0", GuestPath: filepath.Join(dir, "a"), ReadOnly: true},
 	})
 	if len(mounted) != 0 {
 		t.Fatalf("mounted %v from devices that do not exist", mounted)

@@ -41,12 +41,12 @@ func Run(log *slog.Logger, uptime func() float64) error {
 		return err
 	}
 	if p.Root == "" {
-		return fmt.Errorf("kernel command line has no %s=: cannot find the root image", api.CmdlineRoot)
+		return errors.New("kernel command line names no root device: cannot find the root image")
 	}
 	if err := waitDevice(log, p.Root, RootWait); err != nil {
 		return err
 	}
-	fstype := p.Raw["rootfstype"]
+	fstype := p.RootFSType
 	if detected, err := RootFSType(p.Root); err == nil {
 		fstype = detected // the disk's magic wins over the command line
 	} else if fstype == "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/mdlayher/vsock"
 
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 	"github.com/machine-run/machine/guestagent/api/mux"
 	"github.com/machine-run/machine/guestagent/cmdline"
 )
@@ -46,13 +47,13 @@ func (c *Channel) Serve(ctx context.Context) error {
 	return c.serve(ctx)
 }
 
-// Open prepares the channel of kind (api.ChannelSerial or api.ChannelVsock) for services.
+// Open prepares the channel of kind (bootparams.ChannelSerial or bootparams.ChannelVsock) for services.
 // For serial it waits (up to PortWait) for the port device, and when the kernel command line
-// carries api.CmdlineToken every session must start with that token; for vsock it listens on
+// carries a token (bootparams.Params.Token) every session must start with that token; for vsock it listens on
 // one port per service at once.
 func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger) (*Channel, error) {
 	switch kind {
-	case api.ChannelSerial:
+	case bootparams.ChannelSerial:
 		path, err := WaitSerialPort(ctx, "/dev/virtio-ports", "/sys/class/virtio-ports", api.SerialPortName, PortWait)
 		if err != nil {
 			return nil, err
@@ -61,14 +62,14 @@ func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		token := p.Raw[api.CmdlineToken]
+		token := p.Token
 		log.Info("channel: serial port", "device", path, "token", token != "")
 		open := func() (io.ReadWriteCloser, error) { return os.OpenFile(path, os.O_RDWR, 0) }
 		return serialChannel(open, services, token, log), nil
-	case api.ChannelVsock:
+	case bootparams.ChannelVsock:
 		return vsockChannel(services, log)
 	}
-	return nil, fmt.Errorf("channel %q: unknown kind (want %s or %s)", kind, api.ChannelSerial, api.ChannelVsock)
+	return nil, fmt.Errorf("channel %q: unknown kind (want %s or %s)", kind, bootparams.ChannelSerial, bootparams.ChannelVsock)
 }
 
 func newChannel(services []uint32, log *slog.Logger) *Channel {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
 )
 
 // ErrUnsupported is returned for an optional capability a driver or host lacks.
@@ -47,18 +48,33 @@ type Config struct {
 	Initrd    string // initramfs
 	RootImage string // read-only root filesystem image, attached as the first disk
 	DataDisk  string // persistent raw disk, attached as the second disk
-	// Cmdline is the kernel command line without the console and channel keys, which
-	// the driver adds.
+	// Cmdline is the image's kernel command line (its manifest's): kernel words and the root
+	// filesystem type. BootParams decodes it and sets everything machine-level over it; the
+	// driver adds its transport (console, channel, network mode, token).
 	Cmdline string
+	// BootTime is the host clock the guest is given at boot; zero means the time when the
+	// driver makes its boot parameters.
+	BootTime time.Time
 
 	SerialLog string // file that receives the guest's serial console
 
 	// Shares are host folders exposed to the guest (9p on QEMU, virtiofs on vz).
 	Shares []Share
+	// Rosetta, when set, shares an x86_64 translator with an arm64 guest under
+	// bootparams.RosettaTag; the guest registers it with binfmt_misc.
+	Rosetta *Rosetta
 
 	// HostForwards are QEMU user-network hostfwd rules ("tcp:127.0.0.1:19000-:9000"); only
 	// benchmarks use them, to compare with the port forwarder. Other drivers ignore them.
 	HostForwards []string
+}
+
+// Rosetta says where the translator comes from.
+type Rosetta struct {
+	// HostPath is a host folder holding the translator as "rosetta", shared like a folder.
+	// Empty on vz, which shares Apple's Rosetta itself; QEMU needs it (tests share a
+	// stand-in interpreter there).
+	HostPath string
 }
 
 // Share is a host folder exposed to the guest under Tag.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 	"github.com/machine-run/machine/hostagent/driver"
 )
 
@@ -32,7 +33,7 @@ type Host struct {
 	// channel. When empty, QEMU listens on loopback TCP port AgentPort instead (Windows).
 	AgentSocket string
 	AgentPort   int
-	// Token, when set, goes on the kernel command line (api.CmdlineToken) and the host
+	// Token, when set, goes on the kernel command line (bootparams.Params.Token) and the host
 	// writes it first on the serial channel; required with AgentPort.
 	Token string
 	// QMPSocket is QEMU's machine protocol socket (power-off requests). When empty, QEMU
@@ -72,19 +73,10 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	channel := api.ChannelSerial
-	if host.VsockCID != 0 {
-		channel = api.ChannelVsock
+	cmdline, err := bootCmdline(cfg, host, console)
+	if err != nil {
+		return nil, err
 	}
-	cmdline := joinWords(
-		cfg.Cmdline,
-		"console="+console,
-		api.CmdlineChannel+"="+channel,
-		api.CmdlineNet+"=user",
-		api.CmdlineHostname+"="+cfg.Name,
-		sharesCmdline(cfg.Shares),
-		tokenCmdline(host.Token),
-	)
 
 	a := []string{
 		"-name", "machine-" + cfg.Name,
@@ -134,13 +126,42 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		)
 	}
 	for i, s := range cfg.Shares {
-		opt := fmt.Sprintf("local,id=share%d,path=%s,mount_tag=%s,security_model=none", i, qemuPath(host.OS, s.HostPath), s.Tag)
-		if s.ReadOnly {
-			opt += ",readonly=on"
-		}
-		a = append(a, "-virtfs", opt)
+		a = append(a, "-virtfs", virtfs(host.OS, fmt.Sprintf("share%d", i), s.HostPath, s.Tag, s.ReadOnly))
+	}
+	if cfg.Rosetta != nil {
+		a = append(a, "-virtfs", virtfs(host.OS, "rosetta", cfg.Rosetta.HostPath, bootparams.RosettaTag, true))
 	}
 	return a, nil
+}
+
+// bootCmdline is the -append value: the machine's boot contract with this driver's
+// transport (console, serial or vsock channel, user networking, the channel token).
+func bootCmdline(cfg driver.Config, host Host, console string) (string, error) {
+	if cfg.Rosetta != nil && cfg.Rosetta.HostPath == "" {
+		return "", fmt.Errorf("qemu: machine %q: Rosetta under QEMU needs a folder holding a translator (Apple's Rosetta is shared only by the vz driver)", cfg.Name)
+	}
+	p, err := cfg.BootParams()
+	if err != nil {
+		return "", fmt.Errorf("qemu: %w", err)
+	}
+	p.Console, p.Channel, p.Net, p.Token = console, bootparams.ChannelSerial, bootparams.NetUser, host.Token
+	if host.VsockCID != 0 {
+		p.Channel = bootparams.ChannelVsock
+	}
+	line, err := p.Encode()
+	if err != nil {
+		return "", fmt.Errorf("qemu: machine %q: %w", cfg.Name, err)
+	}
+	return line, nil
+}
+
+// virtfs is a -virtfs value: QEMU's own 9p server for one host folder.
+func virtfs(goos, id, hostPath, tag string, readOnly bool) string {
+	opt := fmt.Sprintf("local,id=%s,path=%s,mount_tag=%s,security_model=none", id, qemuPath(goos, hostPath), tag)
+	if readOnly {
+		opt += ",readonly=on"
+	}
+	return opt
 }
 
 // board picks the machine type, CPU model and console device for a guest architecture.
@@ -176,28 +197,6 @@ func accelArg(accel string) string {
 	return accel
 }
 
-func sharesCmdline(shares []driver.Share) string {
-	if len(shares) == 0 {
-		return ""
-	}
-	var parts []string
-	for _, s := range shares {
-		parts = append(parts, s.Tag+"="+s.GuestPath)
-	}
-	v := strings.Join(parts, ",")
-	if strings.ContainsAny(v, " \t") {
-		v = `"` + v + `"` // the guest's command-line parser unquotes it; a home folder may have spaces
-	}
-	return api.CmdlineShares + "=" + v
-}
-
-func tokenCmdline(token string) string {
-	if token == "" {
-		return ""
-	}
-	return api.CmdlineToken + "=" + token
-}
-
 // qemuPath renders a host path for QEMU options that are split on commas: QEMU escapes a
 // comma by doubling it.
 func qemuPath(goos, p string) string {
@@ -215,18 +214,6 @@ func userNetdev(hostfwd []string) string {
 		s += ",hostfwd=" + f
 	}
 	return s
-}
-
-// joinWords joins non-empty command-line words with single spaces, leaving quoted values
-// intact.
-func joinWords(words ...string) string {
-	var out []string
-	for _, w := range words {
-		if w = strings.TrimSpace(w); w != "" {
-			out = append(out, w)
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 // qmpArg is the -qmp value: a unix socket in the machine folder, or loopback TCP where unix

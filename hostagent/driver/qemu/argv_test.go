@@ -152,7 +152,7 @@ func TestArgsShares(t *testing.T) {
 	if len(fs) != 2 || !strings.Contains(fs[0], "mount_tag=home") || !strings.Contains(fs[1], "readonly=on") {
 		t.Errorf("-virtfs = %v", fs)
 	}
-	if app := argValues(args, "-append")[0]; !strings.Contains(app, "machine.shares=home=/home/u,ro=/opt") {
+	if app := argValues(args, "-append")[0]; !strings.Contains(app, "machine.shares=home=/home/u,ro=/opt:ro") {
 		t.Errorf("-append %q lacks the shares", app)
 	}
 	cfg.Shares = []driver.Share{{Tag: "home", HostPath: `C:\Users\Ann Lee`, GuestPath: "/c/Users/Ann Lee"}}

@@ -8,63 +8,65 @@ import (
 	"os"
 
 	"github.com/Code-Hex/vz/v3"
-
-	"github.com/machine-run/machine/hostagent/driver"
 )
 
-// buildConfig turns cfg into a validated vz configuration. It returns the files the
-// configuration refers to (the serial console); the caller keeps them open while the VM runs
-// and closes them afterwards, also on error.
-func buildConfig(cfg driver.Config, opts Options) (*vz.VirtualMachineConfiguration, []*os.File, error) {
-	boot, err := vz.NewLinuxBootLoader(cfg.Kernel,
-		vz.WithInitrd(cfg.Initrd),
-		vz.WithCommandLine(kernelCmdline(cfg.Cmdline)),
+// buildConfig turns the plan into a validated vz configuration; every decision is in plan.
+// It returns the files the configuration refers to (the serial console); the caller keeps
+// them open while the VM runs and closes them afterwards, also on error.
+func buildConfig(plan Plan) (*vz.VirtualMachineConfiguration, []*os.File, error) {
+	boot, err := vz.NewLinuxBootLoader(plan.Kernel,
+		vz.WithInitrd(plan.Initrd),
+		vz.WithCommandLine(plan.Cmdline),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("boot loader: %w", err)
 	}
-	conf, err := vz.NewVirtualMachineConfiguration(boot, uint(cfg.CPUs), uint64(cfg.MemoryMiB)*1024*1024)
+	conf, err := vz.NewVirtualMachineConfiguration(boot, plan.CPUs, plan.MemoryBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("vm configuration: %w", err)
 	}
 
-	disks, err := storageDevices(cfg)
+	disks, err := storageDevices(plan.Disks)
 	if err != nil {
 		return nil, nil, err
 	}
 	conf.SetStorageDevicesVirtualMachineConfiguration(disks)
 
-	nic, err := natNetwork(cfg.Name)
+	nic, err := networkDevice(plan.Network)
 	if err != nil {
 		return nil, nil, err
 	}
 	conf.SetNetworkDevicesVirtualMachineConfiguration([]*vz.VirtioNetworkDeviceConfiguration{nic})
 
-	console, files, err := serialConsole(cfg.SerialLog)
+	console, files, err := serialConsole(plan.SerialLog)
 	if err != nil {
 		return nil, files, err
 	}
 	conf.SetSerialPortsVirtualMachineConfiguration([]*vz.VirtioConsoleDeviceSerialPortConfiguration{console})
 
-	entropy, err := vz.NewVirtioEntropyDeviceConfiguration()
-	if err != nil {
-		return nil, files, fmt.Errorf("entropy device: %w", err)
+	if plan.Entropy {
+		entropy, err := vz.NewVirtioEntropyDeviceConfiguration()
+		if err != nil {
+			return nil, files, fmt.Errorf("entropy device: %w", err)
+		}
+		conf.SetEntropyDevicesVirtualMachineConfiguration([]*vz.VirtioEntropyDeviceConfiguration{entropy})
 	}
-	conf.SetEntropyDevicesVirtualMachineConfiguration([]*vz.VirtioEntropyDeviceConfiguration{entropy})
-
-	balloon, err := vz.NewVirtioTraditionalMemoryBalloonDeviceConfiguration()
-	if err != nil {
-		return nil, files, fmt.Errorf("memory balloon: %w", err)
+	if plan.Balloon {
+		balloon, err := vz.NewVirtioTraditionalMemoryBalloonDeviceConfiguration()
+		if err != nil {
+			return nil, files, fmt.Errorf("memory balloon: %w", err)
+		}
+		conf.SetMemoryBalloonDevicesVirtualMachineConfiguration([]vz.MemoryBalloonDeviceConfiguration{balloon})
 	}
-	conf.SetMemoryBalloonDevicesVirtualMachineConfiguration([]vz.MemoryBalloonDeviceConfiguration{balloon})
-
-	sock, err := vz.NewVirtioSocketDeviceConfiguration()
-	if err != nil {
-		return nil, files, fmt.Errorf("vsock device: %w", err)
+	if plan.Vsock {
+		sock, err := vz.NewVirtioSocketDeviceConfiguration()
+		if err != nil {
+			return nil, files, fmt.Errorf("vsock device: %w", err)
+		}
+		conf.SetSocketDevicesVirtualMachineConfiguration([]vz.SocketDeviceConfiguration{sock})
 	}
-	conf.SetSocketDevicesVirtualMachineConfiguration([]vz.SocketDeviceConfiguration{sock})
 
-	shares, err := directoryShares(cfg.Shares, opts.Rosetta)
+	shares, err := directoryShares(plan.Shares, plan.Rosetta)
 	if err != nil {
 		return nil, files, err
 	}
@@ -76,49 +78,67 @@ func buildConfig(cfg driver.Config, opts Options) (*vz.VirtualMachineConfigurati
 		if err == nil {
 			err = errors.New("rejected without a reason")
 		}
-		return nil, files, fmt.Errorf("invalid vm configuration (%d CPUs, %d MiB): %w", cfg.CPUs, cfg.MemoryMiB, err)
+		return nil, files, fmt.Errorf("invalid vm configuration (%d CPUs, %d MiB): %w", plan.CPUs, plan.MemoryBytes>>20, err)
 	}
 	return conf, files, nil
 }
 
-// storageDevices attaches the root image read-only first (/dev/vda), then the data disk.
-func storageDevices(cfg driver.Config) ([]vz.StorageDeviceConfiguration, error) {
-	// Nothing is written to the root, so host caching is safe and flushes are moot.
-	root, err := diskAttachment(cfg.RootImage, true, vz.DiskImageSynchronizationModeNone)
-	if err != nil {
-		return nil, fmt.Errorf("root image %s: %w", cfg.RootImage, err)
-	}
-	// Full: every guest flush becomes F_FULLFSYNC, so a write the guest saw acknowledged
-	// after a flush survives a host crash or power loss (fsync alone does not on macOS).
-	data, err := diskAttachment(cfg.DataDisk, false, vz.DiskImageSynchronizationModeFull)
-	if err != nil {
-		return nil, fmt.Errorf("data disk %s: %w", cfg.DataDisk, err)
-	}
+// storageDevices attaches the disks in plan order (root /dev/vda, data /dev/vdb).
+func storageDevices(disks []Disk) ([]vz.StorageDeviceConfiguration, error) {
 	var devs []vz.StorageDeviceConfiguration
-	for i, att := range []vz.StorageDeviceAttachment{root, data} {
+	for _, d := range disks {
+		caching, err := vzCaching(d.Caching)
+		if err != nil {
+			return nil, err
+		}
+		sync, err := vzSync(d.Sync)
+		if err != nil {
+			return nil, err
+		}
+		att, err := vz.NewDiskImageStorageDeviceAttachmentWithCacheAndSync(d.Path, d.ReadOnly, caching, sync)
+		if err != nil {
+			return nil, fmt.Errorf("disk %s (%s): %w", d.ID, d.Path, err)
+		}
 		blk, err := vz.NewVirtioBlockDeviceConfiguration(att)
 		if err != nil {
-			return nil, fmt.Errorf("virtio block device %d: %w", i, err)
+			return nil, fmt.Errorf("virtio block device %s: %w", d.ID, err)
 		}
 		// A stable identifier shows up as /dev/disk/by-id/virtio-<id> (macOS 12.3+); the
 		// guest does not depend on it.
-		_ = blk.SetBlockDeviceIdentifier([]string{"machine-root", "machine-data"}[i])
+		_ = blk.SetBlockDeviceIdentifier(d.ID)
 		devs = append(devs, blk)
 	}
 	return devs, nil
 }
 
-// diskAttachment uses host caching with the given synchronization (macOS 12+), falling back
-// to the framework defaults on macOS 11 (automatic caching, full synchronization).
-func diskAttachment(path string, readOnly bool, sync vz.DiskImageSynchronizationMode) (*vz.DiskImageStorageDeviceAttachment, error) {
-	att, err := vz.NewDiskImageStorageDeviceAttachmentWithCacheAndSync(path, readOnly, vz.DiskImageCachingModeCached, sync)
-	if errors.Is(err, vz.ErrUnsupportedOSVersion) || errors.Is(err, vz.ErrBuildTargetOSVersion) {
-		att, err = vz.NewDiskImageStorageDeviceAttachment(path, readOnly)
+func vzCaching(c DiskCaching) (vz.DiskImageCachingMode, error) {
+	switch c {
+	case CachingAutomatic:
+		return vz.DiskImageCachingModeAutomatic, nil
+	case CachingCached:
+		return vz.DiskImageCachingModeCached, nil
+	case CachingUncached:
+		return vz.DiskImageCachingModeUncached, nil
 	}
-	return att, err
+	return 0, fmt.Errorf("disk caching mode %q: unknown", c)
 }
 
-func natNetwork(name string) (*vz.VirtioNetworkDeviceConfiguration, error) {
+func vzSync(s DiskSync) (vz.DiskImageSynchronizationMode, error) {
+	switch s {
+	case SyncFull:
+		return vz.DiskImageSynchronizationModeFull, nil
+	case SyncFsync:
+		return vz.DiskImageSynchronizationModeFsync, nil
+	case SyncNone:
+		return vz.DiskImageSynchronizationModeNone, nil
+	}
+	return 0, fmt.Errorf("disk synchronization mode %q: unknown", s)
+}
+
+func networkDevice(n Network) (*vz.VirtioNetworkDeviceConfiguration, error) {
+	if n.Mode != NetworkNAT {
+		return nil, fmt.Errorf("network mode %q: only %s is supported", n.Mode, NetworkNAT)
+	}
 	nat, err := vz.NewNATNetworkDeviceAttachment()
 	if err != nil {
 		return nil, fmt.Errorf("nat network: %w", err)
@@ -127,9 +147,9 @@ func natNetwork(name string) (*vz.VirtioNetworkDeviceConfiguration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("virtio network device: %w", err)
 	}
-	mac, err := vz.NewMACAddress(macForName(name))
+	mac, err := vz.NewMACAddress(n.MAC)
 	if err != nil {
-		return nil, fmt.Errorf("mac address: %w", err)
+		return nil, fmt.Errorf("mac address %s: %w", n.MAC, err)
 	}
 	nic.SetMACAddress(mac)
 	return nic, nil
@@ -158,8 +178,8 @@ func serialConsole(path string) (*vz.VirtioConsoleDeviceSerialPortConfiguration,
 	return console, files, nil
 }
 
-// directoryShares makes one virtiofs device per share (macOS 12+), plus Rosetta if asked.
-func directoryShares(shares []driver.Share, rosetta bool) ([]vz.DirectorySharingDeviceConfiguration, error) {
+// directoryShares makes one virtiofs device per share, plus Rosetta if planned.
+func directoryShares(shares []Share, rosetta *RosettaShare) ([]vz.DirectorySharingDeviceConfiguration, error) {
 	var devs []vz.DirectorySharingDeviceConfiguration
 	for _, s := range shares {
 		dir, err := vz.NewSharedDirectory(s.HostPath, s.ReadOnly)
@@ -172,13 +192,13 @@ func directoryShares(shares []driver.Share, rosetta bool) ([]vz.DirectorySharing
 		}
 		fs, err := vz.NewVirtioFileSystemDeviceConfiguration(s.Tag)
 		if err != nil {
-			return nil, fmt.Errorf("share %q: virtiofs device (tags are at most 36 bytes): %w", s.Tag, err)
+			return nil, fmt.Errorf("share %q: virtiofs device: %w", s.Tag, err)
 		}
 		fs.SetDirectoryShare(single)
 		devs = append(devs, fs)
 	}
-	if rosetta {
-		dev, err := rosettaShare()
+	if rosetta != nil {
+		dev, err := rosettaShare(rosetta.Tag)
 		if err != nil {
 			return nil, err
 		}

@@ -69,10 +69,15 @@ func New(cfg driver.Config, opts Options) (*Driver, error) {
 	if err := checkKernel(cfg.Kernel, cfg.Arch); err != nil {
 		return nil, fmt.Errorf("machine %q: %w", cfg.Name, err)
 	}
-	if opts.Rosetta {
+	if cfg.Rosetta != nil {
 		if err := rosettaAvailable(); err != nil {
 			return nil, fmt.Errorf("machine %q: %w", cfg.Name, err)
 		}
+	}
+	// Checked now so a bad config fails before the host agent reports a start; Start plans
+	// again, so the guest gets the host clock of the boot itself.
+	if _, err := NewPlan(cfg, opts); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -128,7 +133,11 @@ func (d *Driver) create() (*vz.VirtualMachine, error) {
 	if d.vm != nil {
 		return nil, fmt.Errorf("machine %q: already started", d.cfg.Name)
 	}
-	conf, files, err := buildConfig(d.cfg, d.opts)
+	plan, err := NewPlan(d.cfg, d.opts)
+	if err != nil {
+		return nil, err
+	}
+	conf, files, err := buildConfig(plan)
 	if err != nil {
 		closeFiles(files)
 		return nil, fmt.Errorf("machine %q: %w", d.cfg.Name, err)

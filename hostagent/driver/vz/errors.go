@@ -9,10 +9,10 @@ var ErrVMStopped = errors.New("virtual machine has stopped")
 // state (the guest crashed the VM or the host ran out of resources).
 var ErrVMError = errors.New("virtual machine stopped with an error")
 
-// ErrRosettaNotInstalled is returned by New when Options.Rosetta is set on an Apple silicon
+// ErrRosettaNotInstalled is returned by New when driver.Config.Rosetta is set on an Apple silicon
 // Mac where Rosetta is not installed yet.
 var ErrRosettaNotInstalled = errors.New("rosetta is not installed: run `softwareupdate --install-rosetta`")
 
-// ErrRosettaUnsupported is returned by New when Options.Rosetta is set on a Mac that cannot
+// ErrRosettaUnsupported is returned by New when driver.Config.Rosetta is set on a Mac that cannot
 // run Rosetta for Linux at all (Intel, or macOS older than 13).
 var ErrRosettaUnsupported = errors.New("rosetta for Linux is unavailable")

@@ -2,16 +2,10 @@ package vz
 
 import "log/slog"
 
-// RosettaTag is the virtiofs tag of the Rosetta share. The guest mounts it and registers
-// <mount>/rosetta with binfmt_misc for x86_64 ELF binaries.
-const RosettaTag = "machine-rosetta"
-
-// Options are the vz-specific settings that driver.Config does not carry.
+// Options are the vz-specific settings that driver.Config does not carry. Rosetta is
+// machine-level (driver.Config.Rosetta): it needs Apple silicon and macOS 13 or newer, with
+// Rosetta installed (softwareupdate --install-rosetta).
 type Options struct {
-	// Rosetta exposes Apple's Rosetta translator to an arm64 guest under RosettaTag, so it
-	// can run amd64 containers. It needs Apple silicon and macOS 13 or newer, with Rosetta
-	// installed (softwareupdate --install-rosetta).
-	Rosetta bool
 	// OnState, if set, is called for every state change of the VM, in order, from a single
 	// goroutine. It must not block.
 	OnState func(State)

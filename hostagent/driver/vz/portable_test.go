@@ -67,14 +67,6 @@ func TestMACForName(t *testing.T) {
 	}
 }
 
-func TestKernelCmdline(t *testing.T) {
-	got := kernelCmdline("  machine.root=/dev/vda  machine.data=/dev/vdb quiet ")
-	want := "machine.root=/dev/vda machine.data=/dev/vdb quiet console=hvc0 machine.channel=vsock machine.net=dhcp"
-	if got != want {
-		t.Errorf("kernelCmdline =\n %q\nwant\n %q", got, want)
-	}
-}
-
 func testDialer(connect func() (net.Conn, error), stopped chan struct{}) *dialer {
 	return &dialer{connect: connect, stopped: stopped,
 		minBackoff: time.Millisecond, maxBackoff: 4 * time.Millisecond, attemptTimeout: 200 * time.Millisecond}

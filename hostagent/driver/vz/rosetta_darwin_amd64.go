@@ -14,6 +14,6 @@ func rosettaAvailable() error {
 	return fmt.Errorf("rosetta is only available on Apple silicon Macs: %w", ErrRosettaUnsupported)
 }
 
-func rosettaShare() (vz.DirectorySharingDeviceConfiguration, error) {
+func rosettaShare(string) (vz.DirectorySharingDeviceConfiguration, error) {
 	return nil, rosettaAvailable()
 }

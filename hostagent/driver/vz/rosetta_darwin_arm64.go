@@ -21,12 +21,12 @@ func rosettaAvailable() error {
 	}
 }
 
-func rosettaShare() (vz.DirectorySharingDeviceConfiguration, error) {
+func rosettaShare(tag string) (vz.DirectorySharingDeviceConfiguration, error) {
 	share, err := vz.NewLinuxRosettaDirectoryShare()
 	if err != nil {
 		return nil, fmt.Errorf("rosetta share: %w", err)
 	}
-	fs, err := vz.NewVirtioFileSystemDeviceConfiguration(RosettaTag)
+	fs, err := vz.NewVirtioFileSystemDeviceConfiguration(tag)
 	if err != nil {
 		return nil, fmt.Errorf("rosetta share: %w", err)
 	}
