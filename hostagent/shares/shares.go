@@ -23,7 +23,31 @@ var (
 	ErrUNC = errors.New("network (UNC) paths cannot be shared")
 	// ErrNotAbsolute: relative and drive-relative paths (src, C:src, \src) are ambiguous.
 	ErrNotAbsolute = errors.New("path is not absolute")
+	// ErrSystemPath: the guest path would be mounted over the guest's own system folders.
+	ErrSystemPath = errors.New("would hide the guest's own system folders")
 )
+
+// systemPaths are guest folders the guest itself needs. A share may not be one of them nor
+// a parent of one (so "/" is refused). The deep ones also refuse anything inside them.
+var systemPaths = map[string]bool{ // path -> deep
+	"/tmp": false, "/usr": false, "/var": false, "/var/lib": false, "/mnt": false,
+	"/bin": true, "/sbin": true, "/lib": true, "/lib32": true, "/lib64": true, "/libx32": true,
+	"/boot": true, "/dev": true, "/etc": true, "/proc": true, "/run": true, "/sys": true,
+	"/usr/bin": true, "/usr/sbin": true, "/usr/lib": true, "/usr/lib64": true, "/usr/libexec": true,
+	"/var/run": true, "/var/lib/docker": true, "/var/lib/containerd": true, "/var/lib/machine": true,
+	"/mnt/data": true, "/mnt/.machine": true,
+}
+
+// checkSystem refuses a clean guest path that is, contains, or (for the deep ones) lies
+// inside a guest system folder. /Users/x, /private/tmp/x, /home/x, /root and /c/Users/x pass.
+func checkSystem(hostPath, gp string) error {
+	for sp, deep := range systemPaths {
+		if gp == sp || gp == "/" || strings.HasPrefix(sp, gp+"/") || deep && strings.HasPrefix(gp, sp+"/") {
+			return fmt.Errorf("share %q: guest path %s %w (%s); share a folder of yours instead, such as your home or a project folder", hostPath, gp, ErrSystemPath, sp)
+		}
+	}
+	return nil
+}
 
 // GuestPath maps a host folder to its guest path on host OS goos, or returns "" when it has
 // none; CheckGuestPath says why.
@@ -37,13 +61,18 @@ func GuestPath(goos, hostPath string) string {
 
 // CheckGuestPath maps a host folder to its guest path on host OS goos. On Windows the drive
 // letter becomes a lower-case top-level folder and either separator is accepted; elsewhere the
-// path is used as it is.
+// path is used as it is, cleaned. A path that would hide the guest's system folders is
+// refused with ErrSystemPath.
 func CheckGuestPath(goos, hostPath string) (string, error) {
 	if goos != "windows" {
 		if !strings.HasPrefix(hostPath, "/") {
 			return "", fmt.Errorf("share %q: %w", hostPath, ErrNotAbsolute)
 		}
-		return hostPath, nil
+		gp := path.Clean(hostPath)
+		if err := checkSystem(hostPath, gp); err != nil {
+			return "", err
+		}
+		return gp, nil
 	}
 	p := strings.ReplaceAll(hostPath, `\`, "/")
 	// Win32 file namespace prefix: \\?\C:\x is C:\x, \\?\UNC\srv\x is \\srv\x.
@@ -60,17 +89,21 @@ func CheckGuestPath(goos, hostPath string) (string, error) {
 		return "", fmt.Errorf("share %q: %w (use a full path such as C:\\Users\\you)", hostPath, ErrNotAbsolute)
 	}
 	drive := strings.ToLower(p[:1])
-	return path.Clean("/" + drive + p[2:]), nil
+	gp := path.Clean("/" + drive + p[2:])
+	if err := checkSystem(hostPath, gp); err != nil { // /x/... is no system folder today
+		return "", err
+	}
+	return gp, nil
 }
 
 func isLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' }
 
 // Default returns the folders shared when the user configures none: the home (profile)
 // folder, at its guest path, writable. It returns nil when home has no guest path (empty,
-// or a network home folder on Windows).
+// a network home folder on Windows, or a system folder such as / for a service account).
 func Default(goos, home string) []driver.Share {
 	gp := GuestPath(goos, home)
-	if gp == "" || gp == "/" {
+	if gp == "" {
 		return nil
 	}
 	return []driver.Share{{Tag: HomeTag, HostPath: home, GuestPath: gp}}
