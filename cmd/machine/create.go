@@ -69,16 +69,16 @@ func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machi
 	if err != nil {
 		return nil, err
 	}
-	mem, err := store.ParseSize(o.memory)
+	mem, err := store.ParseWholeSize(o.memory, 20, "MiB", "2048M or 2G")
 	if err != nil {
 		return nil, fmt.Errorf("--memory: %w", err)
 	}
-	disk, err := store.ParseSize(o.disk)
+	disk, err := store.ParseWholeSize(o.disk, 30, "GiB", "64G")
 	if err != nil {
 		return nil, fmt.Errorf("--disk: %w", err)
 	}
 	cfg := &store.Config{
-		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: int(mem >> 20), DiskGiB: int(disk >> 30),
+		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: mem, DiskGiB: disk,
 		Driver: o.driver, PublishAllInterfaces: o.publishAll, QEMUHostForwards: o.hostfwd,
 	}
 	for _, p := range o.shares {
@@ -108,6 +108,9 @@ func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machi
 	}
 	if o.driver != "qemu" && o.driver != "vz" {
 		return nil, fmt.Errorf("--driver %q: choose qemu or vz", o.driver)
+	}
+	if o.driver == "vz" && !vzAvailable {
+		return nil, fmt.Errorf("--driver vz: needs macOS and a build with cgo (this is %s/%s); use --driver qemu", runtime.GOOS, runtime.GOARCH)
 	}
 	img, err := resolveImage(ctx, o.image, o.arch, o.progress)
 	if err != nil {

@@ -16,6 +16,9 @@ func newPortsCommand() *cobra.Command {
 		Short: "List container ports forwarded to the host, and any that could not be bound",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutputFormat(format); err != nil {
+				return err
+			}
 			m, _, err := existingMachine(machineName(args))
 			if err != nil {
 				return err

@@ -20,7 +20,11 @@ func newRmCommand() *cobra.Command {
 				return err
 			}
 			if _, err := m.LoadConfig(); err != nil {
-				return err
+				// --force removes a broken machine too: its folder is all there is of it.
+				if _, statErr := os.Stat(m.Dir); !force || statErr != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
 			out := cmd.OutOrStdout()
 			if agentRunning(m) {

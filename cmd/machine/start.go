@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/machine-run/machine/hostagent"
 	"github.com/machine-run/machine/hostagent/store"
@@ -19,6 +21,21 @@ type startOptions struct {
 	create   createOptions
 	activate bool
 	timeout  time.Duration
+	// createFlags are the create flags the user set: they only apply to a new machine.
+	createFlags []string
+}
+
+// changedCreateFlags lists the create flags set on cmd's command line.
+func changedCreateFlags(cmd *cobra.Command) []string {
+	var set []string
+	probe := &cobra.Command{}
+	(&createOptions{}).addFlags(probe)
+	probe.Flags().VisitAll(func(f *pflag.Flag) {
+		if cmd.Flags().Changed(f.Name) {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	return set
 }
 
 func newStartCommand() *cobra.Command {
@@ -29,6 +46,7 @@ func newStartCommand() *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.create.progress = cmd.ErrOrStderr()
+			o.createFlags = changedCreateFlags(cmd)
 			return runStart(cmd.Context(), cmd.OutOrStdout(), o, machineName(args))
 		},
 	}
@@ -40,9 +58,16 @@ func newStartCommand() *cobra.Command {
 
 func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) error {
 	began := time.Now()
+	if o.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: must be positive, like 10m", o.timeout)
+	}
 	_, m, err := openMachine(name)
 	if err != nil {
 		return err
+	}
+	if m.Exists() && len(o.createFlags) > 0 {
+		return fmt.Errorf("machine %q exists: %s only apply when start creates a machine, and its settings are not changed; remove the flags, or recreate it with `machine rm %s` and `machine create %s %s`",
+			name, strings.Join(o.createFlags, ", "), name, name, strings.Join(o.createFlags, " ..."+" ")+" ...")
 	}
 	if !m.Exists() {
 		fmt.Fprintf(out, "Creating machine %q\n", name)

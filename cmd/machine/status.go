@@ -23,6 +23,9 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show a machine's state, resources and boot phases",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutputFormat(format); err != nil {
+				return err
+			}
 			m, cfg, err := existingMachine(machineName(args))
 			if err != nil {
 				return err
@@ -55,7 +58,22 @@ func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hos
 	return *st
 }
 
+// stateBroken is the state of a machine whose config cannot be used.
+const stateBroken = "broken"
+
+// checkOutputFormat accepts table, json or a Go template; anything else (yaml, a typo) would be
+// printed as a constant string once per item.
+func checkOutputFormat(format string) error {
+	if format == "" || format == "table" || format == "json" || strings.Contains(format, "{{") {
+		return nil
+	}
+	return fmt.Errorf("--format %q: use table, json or a Go template containing {{ }}, such as '{{.Name}}'", format)
+}
+
 func printStatus(out io.Writer, format string, st hostagent.Status) error {
+	if err := checkOutputFormat(format); err != nil {
+		return err
+	}
 	switch format {
 	case "json":
 		return printJSON(out, st)
@@ -94,6 +112,9 @@ func printJSON(out io.Writer, v any) error {
 }
 
 func execTemplate(out io.Writer, format string, v any) error {
+	if err := checkOutputFormat(format); err != nil {
+		return err
+	}
 	t, err := template.New("format").Parse(format)
 	if err != nil {
 		return fmt.Errorf("--format: %w (use table, json or a Go template)", err)
@@ -121,10 +142,15 @@ func newListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkOutputFormat(format); err != nil {
+				return err
+			}
 			sts := []hostagent.Status{}
 			for _, n := range names {
 				m, cfg, err := existingMachine(n)
 				if err != nil {
+					// Shown, not skipped: the user must learn it is there and how to fix it.
+					sts = append(sts, hostagent.Status{Name: n, State: stateBroken, Error: err.Error()})
 					continue
 				}
 				sts = append(sts, machineStatus(cmd.Context(), m, cfg))
@@ -144,9 +170,21 @@ func printList(out io.Writer, format string, sts []hostagent.Status) error {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSTATE\tDRIVER\tARCH\tCPUS\tMEMORY\tDISK\tDOCKER CONTEXT")
 		for _, s := range sts {
+			if s.State == stateBroken {
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\n", s.Name, s.State)
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%dMiB\t%dGiB\t%s\n", s.Name, s.State, s.Driver, s.Arch, s.CPUs, s.MemoryMiB, s.DiskGiB, hostagent.ContextName(s.Name))
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, s := range sts {
+			if s.State == stateBroken {
+				fmt.Fprintf(out, "\n%s\n", s.Error)
+			}
+		}
+		return nil
 	}
 	for _, s := range sts {
 		if err := execTemplate(out, format, s); err != nil {

@@ -29,6 +29,25 @@ type Host struct {
 	MemoryMiB int // 0 when unknown
 }
 
+// Validate checks a config read from disk, which the user may have edited by hand, so a
+// machine is never shown or booted with settings create would have refused.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.CPUs < 1 {
+		errs = append(errs, fmt.Errorf("cpus %d: must be at least 1", c.CPUs))
+	}
+	if c.MemoryMiB < minMemoryMiB {
+		errs = append(errs, fmt.Errorf("memory_mib %d: must be at least %d", c.MemoryMiB, minMemoryMiB))
+	}
+	if c.DiskGiB < minDiskGiB || c.DiskGiB > maxDiskGiB {
+		errs = append(errs, fmt.Errorf("disk_gib %d: must be %d to %d", c.DiskGiB, minDiskGiB, maxDiskGiB))
+	}
+	if c.Arch != "amd64" && c.Arch != "arm64" {
+		errs = append(errs, fmt.Errorf("arch %q: must be amd64 or arm64", c.Arch))
+	}
+	return errors.Join(errs...)
+}
+
 // ValidateResources checks CPU, memory and disk against the host, naming the setting and
 // what the user can do.
 func ValidateResources(c *Config, h Host) error {
@@ -60,14 +79,25 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: use a number with an optional unit, like 2048M, 4G or 64GiB", s)
 	}
 	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: %w", s, err)
-	}
 	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m[2]]
-	if n > (1<<62)>>shift {
-		return 0, fmt.Errorf("size %q is too large", s)
+	if err != nil || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("size %q is too large: use a size like 2048M, 4G or 64GiB", s)
 	}
 	return n << shift, nil
+}
+
+// ParseWholeSize parses s like ParseSize and insists on a whole number of units (1<<shift
+// bytes, named unit, example a valid size): memory is given to the VM in MiB and the disk
+// made in GiB, so any other size would be silently rounded down (600K was read as 0MiB).
+func ParseWholeSize(s string, shift uint, unit, example string) (int, error) {
+	n, err := ParseSize(s)
+	if err != nil {
+		return 0, err
+	}
+	if n%(1<<shift) != 0 {
+		return 0, fmt.Errorf("size %q is not a whole number of %s: use a size like %s", s, unit, example)
+	}
+	return int(n >> shift), nil
 }
 
 // Create makes a new machine: its folder, a copy of the image (hard links when the image is

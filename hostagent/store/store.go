@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/machine-run/machine/internal/atomicfile"
@@ -23,6 +24,14 @@ var ErrNotFound = errors.New("machine does not exist")
 
 // ErrExists is returned when creating a machine whose folder already exists.
 var ErrExists = errors.New("machine already exists")
+
+// ErrBroken is returned for a machine whose config cannot be read or is invalid.
+var ErrBroken = errors.New("the machine is broken")
+
+// joinLine puts a joined error on one line.
+func joinLine(err error) error {
+	return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
+}
 
 // DefaultName is the machine commands use when no name is given.
 const DefaultName = "default"
@@ -143,7 +152,10 @@ func (m *Machine) LoadConfig() (*Config, error) {
 	}
 	var c Config
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("machine %q: config %s is corrupt: %w", m.Name, m.ConfigPath(), err)
+		return nil, fmt.Errorf("machine %q: config %s is corrupt: %w (%w; remove the machine with `machine rm --force %s` or restore the file)", m.Name, m.ConfigPath(), err, ErrBroken, m.Name)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("machine %q: config %s: %w (%w; fix the file, or remove the machine with `machine rm --force %s`)", m.Name, m.ConfigPath(), joinLine(err), ErrBroken, m.Name)
 	}
 	return &c, nil
 }

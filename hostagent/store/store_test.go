@@ -167,3 +167,61 @@ func TestReadPidAndAlive(t *testing.T) {
 		t.Error("own process not alive")
 	}
 }
+
+func TestParseWholeSize(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		shift   uint
+		want    int
+		wantErr string
+	}{
+		{"2G", 20, 2048, ""},
+		{"1536M", 20, 1536, ""},
+		{"64GiB", 30, 64, ""},
+		{"600K", 20, 0, `size "600K" is not a whole number of MiB`},
+		{"4100M", 30, 0, `size "4100M" is not a whole number of GiB`},
+		{"99999999999999999999G", 20, 0, `size "99999999999999999999G" is too large`},
+		{"9999999999G", 20, 0, `size "9999999999G" is too large`},
+	} {
+		unit := map[uint]string{20: "MiB", 30: "GiB"}[tt.shift]
+		got, err := ParseWholeSize(tt.in, tt.shift, unit, "2G")
+		if tt.wantErr == "" && (err != nil || got != tt.want) || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("ParseWholeSize(%q) = %d, %v; want %d, %q", tt.in, got, err, tt.want, tt.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "strconv") {
+			t.Errorf("ParseWholeSize(%q) leaks strconv's error: %v", tt.in, err)
+		}
+	}
+}
+
+func TestLoadConfigValidates(t *testing.T) {
+	s := &Store{Home: t.TempDir()}
+	m, _ := s.Machine("dev")
+	os.MkdirAll(m.Dir, 0o700)
+	good := Config{Name: "dev", Arch: "amd64", CPUs: 1, MemoryMiB: 1024, DiskGiB: 8}
+	for _, tt := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.CPUs = 0 }, "cpus 0: must be at least 1"},
+		{func(c *Config) { c.MemoryMiB = 0 }, "memory_mib 0"},
+		{func(c *Config) { c.DiskGiB = -1 }, "disk_gib -1"},
+		{func(c *Config) { c.Arch = "riscv64" }, `arch "riscv64"`},
+	} {
+		c := good
+		tt.edit(&c)
+		if err := m.SaveConfig(&c); err != nil {
+			t.Fatal(err)
+		}
+		_, err := m.LoadConfig()
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), "machine rm --force dev") {
+			t.Errorf("LoadConfig of a config with %s: %v", tt.want, err)
+		}
+	}
+	if err := m.SaveConfig(&good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LoadConfig(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
