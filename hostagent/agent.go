@@ -1,7 +1,8 @@
 // Package hostagent is the per-machine daemon on the host. `machine start` spawns it detached;
 // it owns the VM through a driver.Driver, follows the guest agent's boot, serves the Docker
 // API socket and a private control API (status, stop, events, guest streams) on unix sockets,
-// and writes typed events as JSON lines. When it dies, the VM dies with it.
+// and writes typed events as JSON lines. When it dies, the VM dies with it (a QEMU on macOS,
+// which has no parent-death signal, at the next start or stop: see driver/qemu/orphan.go).
 package hostagent
 
 import (

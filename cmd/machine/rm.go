@@ -34,6 +34,10 @@ func newRmCommand() *cobra.Command {
 				if err := runStop(cmd.Context(), out, m, true); err != nil {
 					return err
 				}
+			} else if o, err := endOrphanQEMU(cmd.Context(), m, true); err != nil {
+				return err // its data disk is still in use
+			} else if o != nil {
+				fmt.Fprintf(out, "Machine %q stopped (%s)\n", m.Name, orphanText(o))
 			}
 			if err := removeDockerContext(m); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)

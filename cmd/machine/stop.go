@@ -33,6 +33,14 @@ func newStopCommand() *cobra.Command {
 func runStop(ctx context.Context, out io.Writer, m *store.Machine, force bool) error {
 	if !agentRunning(m) {
 		cleanStale(m)
+		o, err := endOrphanQEMU(ctx, m, force)
+		if err != nil {
+			return err
+		}
+		if o != nil {
+			fmt.Fprintf(out, "Machine %q stopped (%s)\n", m.Name, orphanText(o))
+			return nil
+		}
 		fmt.Fprintf(out, "Machine %q is not running\n", m.Name)
 		return nil
 	}
@@ -41,7 +49,8 @@ func runStop(ctx context.Context, out io.Writer, m *store.Machine, force bool) e
 		if !force {
 			return fmt.Errorf("machine %q: %w (`machine stop --force %s` kills it)", m.Name, err, m.Name)
 		}
-		// The agent holds its lock but does not answer: kill it; its VM dies with it.
+		// The agent holds its lock but does not answer: kill it. Its QEMU dies with it on
+		// Linux and Windows; on macOS endOrphanQEMU below ends it.
 		if kerr := killAgent(m); kerr != nil {
 			return fmt.Errorf("machine %q: %w; killing the host agent failed too: %v", m.Name, err, kerr)
 		}
@@ -62,6 +71,12 @@ func runStop(ctx context.Context, out io.Writer, m *store.Machine, force bool) e
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	if o, err := endOrphanQEMU(ctx, m, true); err != nil {
+		return err
+	} else if o != nil {
+		fmt.Fprintf(out, "Machine %q stopped (%s)\n", m.Name, orphanText(o))
+		return nil
 	}
 	switch method {
 	case hostagent.StopGuest:

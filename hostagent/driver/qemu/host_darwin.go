@@ -20,8 +20,9 @@ func hostProbe() Probe {
 	}
 }
 
-// childAttr puts QEMU in its own process group. macOS has no parent-death signal; the host
-// agent kills QEMU on every exit path it controls.
+// childAttr puts QEMU in its own process group. macOS has no parent-death signal: the host
+// agent kills QEMU on every exit path it controls, and the record in orphan.go lets the next
+// start, stop or rm end a QEMU whose host agent was killed.
 func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
 func startChild(cmd *exec.Cmd, _ <-chan struct{}) error { return cmd.Start() }

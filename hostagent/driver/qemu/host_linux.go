@@ -28,9 +28,17 @@ func hostProbe() Probe {
 	}
 }
 
+// testNoPdeathsigEnv, when set to 1 in the host agent's environment, turns the parent-death
+// signal off, so QEMU outlives a killed host agent as it does on macOS. Only tests set it: it
+// lets Linux exercise the record that ends such a QEMU (orphan.go).
+const testNoPdeathsigEnv = "MACHINE_TEST_QEMU_NO_PDEATHSIG"
+
 // childAttr makes QEMU die with the host agent: Linux sends SIGKILL to the child when the
 // thread that started it exits, so startChild pins that thread for the agent's lifetime.
 func childAttr() *syscall.SysProcAttr {
+	if os.Getenv(testNoPdeathsigEnv) == "1" {
+		return &syscall.SysProcAttr{Setpgid: true}
+	}
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
 

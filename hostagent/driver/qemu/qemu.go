@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -70,6 +71,12 @@ func (d *Driver) Accel() (accel, why string) { return d.host.Accel, d.why }
 
 // Start runs QEMU and connects the host end of the guest channel.
 func (d *Driver) Start(ctx context.Context) error {
+	// Before anything else: a QEMU left by a killed host agent still holds the data disk.
+	if o, err := EndOrphan(ctx, d.cfg.Dir, 0); err != nil {
+		return err
+	} else if o != nil {
+		slog.Warn("qemu: killed the QEMU left running by a host agent that was killed", "machine", d.cfg.Name, "pid", o.Pid)
+	}
 	if err := d.host.prepareChannel(); err != nil {
 		return err
 	}
@@ -81,7 +88,8 @@ func (d *Driver) Start(ctx context.Context) error {
 		if s == "" {
 			continue
 		}
-		// Left by a QEMU that died with its host agent; QEMU refuses to bind over it.
+		// Left by a QEMU that died with its host agent or was ended above; QEMU refuses to
+		// bind over it.
 		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("qemu: remove stale socket: %w", err)
 		}
@@ -97,14 +105,22 @@ func (d *Driver) Start(ctx context.Context) error {
 	if err := startChild(d.cmd, d.exited); err != nil {
 		return fmt.Errorf("qemu: start %s: %w", d.binary, err)
 	}
+	pid := d.cmd.Process.Pid
+	recErr := writeRecord(d.cfg.Dir, pid, d.host)
 	go func() {
 		err := d.cmd.Wait()
+		removeRecord(d.cfg.Dir, pid)
 		if err != nil {
 			err = fmt.Errorf("qemu exited: %w (see %s)", err, filepath.Join(d.cfg.Dir, "qemu.log"))
 		}
 		d.waitErr = err
 		close(d.exited)
 	}()
+	if recErr != nil {
+		// Without the record a QEMU orphaned on macOS could not be found again.
+		d.Kill()
+		return recErr
+	}
 	if d.host.VsockCID != 0 {
 		return nil
 	}
