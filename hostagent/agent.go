@@ -188,7 +188,17 @@ func driverConfig(m *store.Machine, c *store.Config) (driver.Config, error) {
 		SerialLog:    m.SerialLog(),
 		HostForwards: c.QEMUHostForwards,
 		Shares:       driverShares(c.Shares),
+		Rosetta:      driverRosetta(c),
 	}, nil
+}
+
+// driverRosetta is the translator a machine shares with its guest: Apple's Rosetta (vz
+// shares it itself), or a stand-in folder that tests share under QEMU.
+func driverRosetta(c *store.Config) *driver.Rosetta {
+	if !c.Rosetta && c.RosettaStandIn == "" {
+		return nil
+	}
+	return &driver.Rosetta{HostPath: c.RosettaStandIn}
 }
 
 // driverShares tags each shared folder and places it at its guest path.

@@ -197,3 +197,15 @@ func TestGuestStreamThroughControlSocket(t *testing.T) {
 		t.Errorf("unknown service: %v", err)
 	}
 }
+
+func TestDriverRosetta(t *testing.T) {
+	if r := driverRosetta(&store.Config{}); r != nil {
+		t.Errorf("no Rosetta asked: %+v", r)
+	}
+	if r := driverRosetta(&store.Config{Rosetta: true}); r == nil || r.HostPath != "" {
+		t.Errorf("--rosetta: %+v, want Apple's (no host folder)", r)
+	}
+	if r := driverRosetta(&store.Config{RosettaStandIn: "/cache/stand-in"}); r == nil || r.HostPath != "/cache/stand-in" {
+		t.Errorf("stand-in: %+v", r)
+	}
+}

@@ -121,6 +121,7 @@ func (a *agent) run() {
 	}
 	a.network(ctx)
 	a.shares()
+	a.rosetta()
 
 	a.engine = &engine.Engine{Reaper: a.reaper, Log: a.log, Report: a.state, LogDir: "/var/lib/machine/logs"}
 	a.engine.Start(ctx)
@@ -276,6 +277,22 @@ func (a *agent) shares() {
 	}
 	a.state.Phase(api.PhaseShares, detail)
 	a.log.Info("phase", "name", api.PhaseShares, "detail", detail)
+}
+
+// rosetta registers the host's x86_64 translator before the engine starts, so the first
+// amd64 container already runs. A failure is reported in the phase, never silently.
+func (a *agent) rosetta() {
+	r := a.params.Rosetta
+	if r == nil {
+		return
+	}
+	detail, err := boot.SetupRosetta(r.Tag, r.MountPoint)
+	if err != nil {
+		a.log.Error("rosetta", "err", err)
+		detail = "error: " + err.Error()
+	}
+	a.state.Phase(api.PhaseRosetta, detail)
+	a.log.Info("phase", "name", api.PhaseRosetta, "detail", detail)
 }
 
 // watchSignals turns Ctrl-Alt-Del (SIGINT to init once CAD is off) and SIGTERM/SIGPWR into

@@ -24,6 +24,8 @@ type createOptions struct {
 	driver     string
 	publishAll bool
 	hostfwd    []string
+	rosetta    bool
+	standIn    string
 	shares     []string
 	// progress shows a pull of the image, if create has to pull one (stderr).
 	progress io.Writer
@@ -42,6 +44,9 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.StringSliceVar(&o.shares, "share", []string{home}, "host folder to mount in the machine at the same path (repeatable; --share= for none)")
 	f.StringSliceVar(&o.hostfwd, "qemu-hostfwd", nil, "QEMU user-network hostfwd rules (benchmarks)")
 	f.MarkHidden("qemu-hostfwd")
+	f.BoolVar(&o.rosetta, "rosetta", false, "run amd64 Linux programs in an arm64 machine with Apple's Rosetta (vz driver, Apple silicon, macOS 13+)")
+	f.StringVar(&o.standIn, "rosetta-stand-in", "", "TESTS ONLY: share DIR/rosetta with a QEMU arm64 guest in Rosetta's place")
+	f.MarkHidden("rosetta-stand-in")
 }
 
 func newCreateCommand() *cobra.Command {
@@ -112,10 +117,49 @@ func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machi
 	if o.driver == "vz" && !vzAvailable {
 		return nil, fmt.Errorf("--driver vz: needs macOS and a build with cgo (this is %s/%s); use --driver qemu", runtime.GOOS, runtime.GOARCH)
 	}
+	if err := checkRosetta(o, runtime.GOOS, runtime.GOARCH); err != nil {
+		return nil, err
+	}
+	cfg.Rosetta = o.rosetta
+	if o.standIn != "" {
+		if cfg.RosettaStandIn, err = filepath.Abs(o.standIn); err != nil {
+			return nil, fmt.Errorf("--rosetta-stand-in: %w", err)
+		}
+	}
 	img, err := resolveImage(ctx, o.image, o.arch, o.progress)
 	if err != nil {
 		return nil, err
 	}
 	cfg.ImageDigest, cfg.ImageRef = img.Digest, img.Ref
 	return s.Create(cfg, img.Dir)
+}
+
+// checkRosetta refuses Rosetta where it cannot work, saying why and what to do. Apple's
+// Rosetta for Linux runs only on Apple silicon and only Virtualization.framework (the vz
+// driver) can share it, with an arm64 guest. The test-only stand-in is shared by QEMU.
+func checkRosetta(o *createOptions, goos, goarch string) error {
+	if o.standIn != "" {
+		if o.rosetta {
+			return fmt.Errorf("--rosetta-stand-in replaces --rosetta: give one of them")
+		}
+		if o.driver != "qemu" || o.arch != "arm64" {
+			return fmt.Errorf("--rosetta-stand-in is shared by the qemu driver with an arm64 guest (have --driver %s --arch %s)", o.driver, o.arch)
+		}
+		if st, err := os.Stat(filepath.Join(o.standIn, "rosetta")); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+			return fmt.Errorf("--rosetta-stand-in %q: want a folder holding an executable file named rosetta", o.standIn)
+		}
+		return nil
+	}
+	if !o.rosetta {
+		return nil
+	}
+	switch {
+	case goos != "darwin" || goarch != "arm64":
+		return fmt.Errorf("--rosetta needs a Mac with Apple silicon (Apple's Rosetta for Linux exists nowhere else; this host is %s/%s): drop --rosetta, or use an amd64 machine (--arch amd64) for amd64 images", goos, goarch)
+	case o.arch != "arm64":
+		return fmt.Errorf("--rosetta runs amd64 programs in an arm64 machine, and this one is %s: use --arch arm64, or drop --rosetta", o.arch)
+	case o.driver != "vz":
+		return fmt.Errorf("--rosetta needs the vz driver (only Apple's Virtualization.framework can share Rosetta with a guest; have --driver %s): use --driver vz", o.driver)
+	}
+	return nil
 }

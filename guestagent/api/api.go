@@ -38,6 +38,7 @@ const (
 	PhaseDataDisk   = "data-disk"  // data disk checked/formatted and mounted
 	PhaseNetwork    = "network"    // loopback and NIC configured
 	PhaseShares     = "shares"     // host folders mounted (9p or virtiofs)
+	PhaseRosetta    = "rosetta"    // x86_64 translator mounted and registered with binfmt_misc
 	PhaseAgent      = "agent"      // guest agent serving the host channel
 	PhaseContainerd = "containerd" // containerd socket answers
 	PhaseDocker     = "docker"     // dockerd answers /_ping: the machine is ready

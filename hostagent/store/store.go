@@ -106,6 +106,12 @@ type Config struct {
 	// Shares are host folders mounted in the guest at the same path (Windows: /c/...), so
 	// `docker run -v "$PWD":/src` works. New machines share the user's home folder.
 	Shares []string `json:"shares"`
+	// Rosetta runs amd64 Linux programs in an arm64 machine through Apple's Rosetta (vz on
+	// Apple silicon; set with `create --rosetta`).
+	Rosetta bool `json:"rosetta"`
+	// RosettaStandIn is a host folder holding an x86_64 interpreter as "rosetta", shared
+	// with a QEMU guest in Rosetta's place. Only tests set it (hidden `--rosetta-stand-in`).
+	RosettaStandIn string `json:"rosetta_stand_in,omitempty"`
 }
 
 // Machine is one machine's folder.
