@@ -97,6 +97,8 @@ type Config struct {
 	// has one too: see vmimage/oci.Digest); ImageRef the reference it was pulled by, if any.
 	ImageDigest string `json:"image_digest,omitempty"`
 	ImageRef    string `json:"image_ref,omitempty"`
+	// Upgrade is an image upgrade waiting for its first good boot, or one rolled back.
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
 	// PublishAllInterfaces exposes wildcard-published container ports on all host
 	// interfaces instead of loopback only.
 	PublishAllInterfaces bool `json:"publish_all_interfaces"`
