@@ -68,7 +68,9 @@ type Agent struct {
 	phases  []api.Phase
 	ready   bool
 	lastErr string
-	started time.Time
+	// bootFailure is why the first boot of an upgraded image was given up (see upgrade.go).
+	bootFailure string
+	started     time.Time
 }
 
 // Run runs the host agent until the VM stops: on a stop request, on ctx's end (SIGTERM), or
@@ -140,6 +142,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	vmDone := make(chan error, 1)
 	go func() { vmDone <- drv.Wait() }()
 	a.emit(Event{Type: EventVMStarted})
+	if a.firstBoot() {
+		t := time.AfterFunc(firstBootTimeout, func() {
+			a.failFirstBoot(fmt.Sprintf("Docker was not ready within %s", firstBootTimeout))
+		})
+		cleanups = append(cleanups, func() error { t.Stop(); return nil })
+	}
 
 	guestCtx, stopGuest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -151,10 +159,19 @@ func Run(ctx context.Context, o Options) (err error) {
 	case err := <-vmDone:
 		a.setState(StateStopped)
 		msg := crashMessage(m, err)
+		a.rollbackUpgrade(msg)
 		a.emit(Event{Type: EventStopped, StopMethod: StopCrash, Message: msg})
 		return errors.New(msg)
 	case force := <-a.stopReq:
-		return a.stop(force, vmDone)
+		err := a.stop(force, vmDone)
+		a.mu.Lock()
+		why := a.bootFailure
+		a.mu.Unlock()
+		if why != "" {
+			a.rollbackUpgrade(why)
+			return errors.New(why)
+		}
+		return err
 	case <-ctx.Done():
 		return a.stop(false, vmDone)
 	}
@@ -221,6 +238,7 @@ func (a *Agent) fail(err error) error {
 	a.state = StateStopped
 	a.mu.Unlock()
 	a.emit(Event{Type: EventError, Message: err.Error()})
+	a.rollbackUpgrade(err.Error())
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/inetaf/tcpproxy"
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/store"
 	"github.com/machine-run/machine/internal/streamproxy"
 )
 
@@ -49,6 +50,9 @@ type Status struct {
 	GuestMemoryUsedMiB        float64 `json:"guest_memory_used_mib,omitempty"`
 	GuestMemoryUnavailableMiB float64 `json:"guest_memory_unavailable_mib,omitempty"`
 	Error                     string  `json:"error,omitempty"`
+	// Image is the image the machine boots; Upgrade a pending or rolled-back upgrade.
+	Image   *store.ImageInfo `json:"image,omitempty"`
+	Upgrade *store.Upgrade   `json:"upgrade,omitempty"`
 }
 
 func (a *Agent) status(ctx context.Context) Status {

@@ -158,12 +158,16 @@ func (a *Agent) onGuestEvent(ctx context.Context, e api.Event, seen map[string]b
 		a.ready = true
 		a.state = StateRunning
 		a.mu.Unlock()
+		a.commitUpgrade()
 		a.emit(Event{Type: EventReady, Message: "Docker is ready"})
 	case api.EventError:
 		a.mu.Lock()
 		a.lastErr = e.Message
 		a.mu.Unlock()
 		a.emit(Event{Type: EventError, Message: "guest: " + e.Message + " (see " + a.o.Machine.SerialLog() + ")"})
+		if a.firstBoot() {
+			a.failFirstBoot("guest: " + e.Message)
+		}
 	case api.EventPorts:
 		a.onPorts(ctx, e.Ports)
 	}

@@ -16,10 +16,11 @@ import (
 // exits with that command's status instead (exitError); nothing else passes another
 // program's status through.
 const (
-	exitOK    = 0
-	exitError = 1 // the command failed; the message says why
-	exitUsage = 2 // unknown command, stray argument or bad flag
-	exitTool  = 3 // a host tool (mmdebstrap, mksquashfs, ...) failed; the message shows its output
+	exitOK         = 0
+	exitError      = 1 // the command failed; the message says why
+	exitUsage      = 2 // unknown command, stray argument or bad flag
+	exitTool       = 3 // a host tool (mmdebstrap, mksquashfs, ...) failed; the message shows its output
+	exitRolledBack = 4 // an upgraded image failed its first boot; the machine is back on the previous one
 )
 
 func newRootCommand() *cobra.Command {
@@ -42,6 +43,7 @@ func newRootCommand() *cobra.Command {
 		newDockerEnvCommand(),
 		newPortsCommand(),
 		newImageCommand(),
+		newUpgradeCommand(),
 		newHostAgentCommand(),
 	)
 	strictArgs(root)
@@ -77,6 +79,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &te):
 		return exitTool
+	case errors.Is(err, errRolledBack):
+		return exitRolledBack
 	}
 	return exitError
 }

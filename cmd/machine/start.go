@@ -89,26 +89,47 @@ func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	agentDone := make(chan error, 1)
+	pending := false
 	if agentRunning(m) {
 		fmt.Fprintf(out, "Machine %q is already running\n", name)
 	} else {
-		cleanStale(m)
-		if err := os.WriteFile(m.EventsPath(), nil, 0o600); err != nil {
+		// Under the start lock: finish or undo an interrupted upgrade before booting.
+		if cfg, err = m.LoadConfig(); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Starting machine %q (%s, %d CPUs, %d MiB)\n", name, cfg.Arch, cfg.CPUs, cfg.MemoryMiB)
-		if err := spawnAgent(m, agentDone); err != nil {
+		if err := m.RecoverUpgrade(cfg); err != nil {
+			return err
+		}
+		pending = cfg.Pending()
+		if err := launchAgent(out, m, cfg, agentDone); err != nil {
 			return err
 		}
 	}
 	if err := followStart(ctx, out, m, agentDone, began); err != nil {
-		return err
+		if !pending {
+			return err
+		}
+		// The first boot of an upgraded image failed: the host agent puts the previous
+		// image back, and start boots that.
+		if err := bootAfterRollback(ctx, out, m, agentDone, began, err); err != nil {
+			return err
+		}
 	}
 	if err := writeDockerContext(m, o.activate); err != nil {
 		fmt.Fprintf(out, "warning: docker context: %v\n", err)
 	}
 	printDockerHint(out, m, o.activate)
 	return nil
+}
+
+// launchAgent clears what a dead host agent left and spawns a new one for m.
+func launchAgent(out io.Writer, m *store.Machine, cfg *store.Config, agentDone chan<- error) error {
+	cleanStale(m)
+	if err := os.WriteFile(m.EventsPath(), nil, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Starting machine %q (%s, %d CPUs, %d MiB)\n", m.Name, cfg.Arch, cfg.CPUs, cfg.MemoryMiB)
+	return spawnAgent(m, agentDone)
 }
 
 // spawnAgent starts the machine's host agent as a detached process that outlives this one.

@@ -45,7 +45,7 @@ func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hos
 		MemoryMiB: cfg.MemoryMiB, DiskGiB: cfg.DiskGiB, Driver: cfg.Driver,
 	}
 	if !agentRunning(m) {
-		return stopped
+		return withImage(m, stopped)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -53,9 +53,9 @@ func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hos
 	if err != nil {
 		stopped.State = "unknown"
 		stopped.Error = err.Error()
-		return stopped
+		return withImage(m, stopped)
 	}
-	return *st
+	return withImage(m, *st)
 }
 
 // stateBroken is the state of a machine whose config cannot be used.
@@ -95,6 +95,17 @@ func printStatus(out io.Writer, format string, st hostagent.Status) error {
 				parts = append(parts, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
 			}
 			fmt.Fprintf(tw, "Boot:\t%s\n", strings.Join(parts, ", "))
+		}
+		if st.Image != nil {
+			fmt.Fprintf(tw, "Image:\t%s\n", imageLabel(*st.Image))
+		}
+		if u := st.Upgrade; u != nil {
+			switch u.State {
+			case store.UpgradePending:
+				fmt.Fprintf(tw, "Upgrade:\tpending: boots to Docker-ready once, or goes back to %s\n", imageLabel(u.From))
+			case store.UpgradeRolledBack:
+				fmt.Fprintf(tw, "Upgrade:\t%s\n", hostagent.RollbackMessage(u))
+			}
 		}
 		if st.Error != "" {
 			fmt.Fprintf(tw, "Error:\t%s\n", st.Error)
@@ -192,4 +203,18 @@ func printList(out io.Writer, format string, sts []hostagent.Status) error {
 		}
 	}
 	return nil
+}
+
+// withImage adds the image the machine boots and any upgrade, read afresh: the host agent
+// records a commit or rollback in the config while it runs.
+func withImage(m *store.Machine, st hostagent.Status) hostagent.Status {
+	cfg, err := m.LoadConfig()
+	if err != nil {
+		return st
+	}
+	if img, err := m.CurrentImage(cfg); err == nil {
+		st.Image = &img
+	}
+	st.Upgrade = cfg.Upgrade
+	return st
 }
