@@ -59,7 +59,7 @@ func newUpgradeFixture(t *testing.T) *upgradeFixture {
 		}
 		f.ids[id] = d
 	}
-	m, err := s.Create(&Config{Name: "dev", Arch: "amd64", DiskGiB: 4, ImageDigest: "sha256:aaaa"}, f.a)
+	m, err := s.Create(&Config{Name: "dev", Arch: "amd64", CPUs: 1, MemoryMiB: 1024, DiskGiB: 4, Driver: "qemu", ImageDigest: "sha256:aaaa"}, f.a)
 	if err != nil {
 		t.Fatal(err)
 	}
