@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -108,6 +109,22 @@ func TestCreateRejectsBadInput(t *testing.T) {
 	}
 	if out, _ := cli(t, "ls", "--format", "json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("rejected creates left machines behind: %s", out)
+	}
+}
+
+// TestCreateRefusesVZOffMac: --driver vz is refused at create, not accepted and failed at
+// start, on a host that is not a Mac.
+func TestCreateRefusesVZOffMac(t *testing.T) {
+	if runtime.GOOS == "darwin" {
+		t.Skip("a Mac may run vz")
+	}
+	img := setup(t)
+	_, err := cli(t, "create", "a", "--driver", "vz", "--image", img)
+	if err == nil || !strings.Contains(err.Error(), "this host runs "+runtime.GOOS) || !strings.Contains(err.Error(), "use --driver qemu") {
+		t.Errorf("create --driver vz on %s: %v, want a refusal that offers --driver qemu", runtime.GOOS, err)
+	}
+	if out, _ := cli(t, "ls", "--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("refused create left a machine: %s", out)
 	}
 }
 

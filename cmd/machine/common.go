@@ -78,7 +78,7 @@ func agentClient(m *store.Machine) (*hostagent.Client, error) {
 }
 
 func defaultDriver() string {
-	if runtime.GOOS == "darwin" && vzAvailable {
+	if runtime.GOOS == "darwin" && vzAvailable && checkVZ() == nil {
 		return "vz"
 	}
 	return "qemu"

@@ -114,8 +114,10 @@ func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machi
 	if o.driver != "qemu" && o.driver != "vz" {
 		return nil, fmt.Errorf("--driver %q: choose qemu or vz", o.driver)
 	}
-	if o.driver == "vz" && !vzAvailable {
-		return nil, fmt.Errorf("--driver vz: needs macOS and a build with cgo (this is %s/%s); use --driver qemu", runtime.GOOS, runtime.GOARCH)
+	if o.driver == "vz" {
+		if err := checkVZ(); err != nil {
+			return nil, fmt.Errorf("--driver vz: %w", err)
+		}
 	}
 	if err := checkRosetta(o, runtime.GOOS, runtime.GOARCH); err != nil {
 		return nil, err

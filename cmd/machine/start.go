@@ -93,6 +93,11 @@ func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) 
 	if agentRunning(m) {
 		fmt.Fprintf(out, "Machine %q is already running\n", name)
 	} else {
+		if cfg.Driver == "vz" {
+			if err := checkVZ(); err != nil {
+				return fmt.Errorf("machine %q: %w", name, err)
+			}
+		}
 		// Under the start lock: finish or undo an interrupted upgrade before booting.
 		if cfg, err = m.LoadConfig(); err != nil {
 			return err

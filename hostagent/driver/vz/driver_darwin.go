@@ -54,6 +54,9 @@ func (d *Driver) ReportStates(fn func(state string)) {
 
 // New checks that cfg can boot on this Mac and returns a driver for it; Start boots it.
 func New(cfg driver.Config, opts Options) (*Driver, error) {
+	if err := CheckHost(); err != nil {
+		return nil, fmt.Errorf("machine %q: %w", cfg.Name, err)
+	}
 	if cfg.Arch != runtime.GOARCH {
 		return nil, fmt.Errorf("machine %q: guest architecture %s cannot run on this %s Mac with "+
 			"Virtualization.framework (use Rosetta for amd64 binaries in an arm64 guest)",
@@ -258,7 +261,7 @@ func (d *Driver) RequestStop(ctx context.Context) error {
 	return nil
 }
 
-// Kill stops the VM at once (macOS 12 or newer); Wait then returns nil.
+// Kill stops the VM at once; Wait then returns nil.
 func (d *Driver) Kill() error {
 	vm, _, err := d.started()
 	if err != nil {
@@ -270,9 +273,6 @@ func (d *Driver) Kill() error {
 	default:
 	}
 	if err := vm.Stop(); err != nil {
-		if errors.Is(err, vz.ErrUnsupportedOSVersion) {
-			return fmt.Errorf("machine %q: kill: %w (stopping a VM needs macOS 12)", d.cfg.Name, driver.ErrUnsupported)
-		}
 		return fmt.Errorf("machine %q: kill: %w", d.cfg.Name, err)
 	}
 	return nil
