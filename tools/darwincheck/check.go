@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/ast"
 	"go/parser"
+	"go/scanner"
 	"go/token"
 	"go/types"
 	"go/version"
@@ -98,10 +99,16 @@ func (c *checker) checkPackage(p *listedPackage) {
 		if p.Error != nil {
 			c.reportList(p.Error.Pos, p.Error.Err, p.ImportPath)
 		}
+		// A dependency that cannot be loaded (a missing module, a broken package outside
+		// the main module) is reported where the main module imports it.
+		for _, e := range p.DepsErrors {
+			c.reportList(e.Pos, e.Err, p.ImportPath)
+		}
 	}
 	c.res.Packages++
 
 	var files []*ast.File
+	parsed := true
 	mode := parser.SkipObjectResolution
 	if own {
 		mode |= parser.ParseComments
@@ -116,7 +123,14 @@ func (c *checker) checkPackage(p *listedPackage) {
 			files = append(files, f)
 		}
 		if err != nil && own {
+			// The first syntax error of a file; the parser's later ones are mostly echoes
+			// of its recovery.
+			var list scanner.ErrorList
+			if errors.As(err, &list) && len(list) > 1 {
+				err = list[:1]
+			}
 			c.reportErr(err)
+			parsed = false
 		}
 	}
 
@@ -126,7 +140,8 @@ func (c *checker) checkPackage(p *listedPackage) {
 		Sizes:            c.sizes,
 		Importer:         importerFunc(func(path string) (*types.Package, error) { return c.importFor(p, path) }),
 		Error: func(err error) {
-			if own {
+			// After a syntax error, type errors are mostly its echoes (go build stops there).
+			if own && parsed {
 				c.reportErr(err)
 			}
 		},
@@ -138,6 +153,12 @@ func (c *checker) checkPackage(p *listedPackage) {
 	// still be checked.
 	pkg, _ := conf.Check(pathWithoutVariant(p.ImportPath), c.fset, files, nil)
 	c.checked[p.ImportPath] = pkg
+	if own && parsed {
+		// What go build rejects and go/types does not.
+		for _, d := range compilerChecks(c.fset, files, len(p.SFiles)+len(p.SysoFiles) > 0) {
+			c.add(d)
+		}
+	}
 }
 
 // importFor resolves an import written in p's source through p's ImportMap (test variants,
@@ -153,6 +174,13 @@ func (c *checker) importFor(p *listedPackage, path string) (*types.Package, erro
 }
 
 func (c *checker) reportErr(err error) {
+	var list scanner.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			c.add(diag{File: relative(e.Pos.Filename), Line: e.Pos.Line, Col: e.Pos.Column, Msg: e.Msg})
+		}
+		return
+	}
 	var terr types.Error
 	if errors.As(err, &terr) {
 		p := terr.Fset.Position(terr.Pos)

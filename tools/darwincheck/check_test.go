@@ -51,13 +51,38 @@ func markedLines(t *testing.T, dir string) []string {
 	return want
 }
 
+// positions returns "file:line" of every error, once per line (a line can carry a go list
+// error and the type error it causes).
 func positions(res *result) []string {
 	var got []string
 	for _, d := range res.Errors {
 		got = append(got, fmt.Sprintf("%s:%d", d.File, d.Line))
 	}
 	slices.Sort(got)
-	return got
+	return slices.Compact(got)
+}
+
+// TestFixtureMessages: each kind of error says what go build would say.
+func TestFixtureMessages(t *testing.T) {
+	needVZ(t)
+	for dir, want := range map[string]string{
+		"testdata/parseerror": "missing ','",
+		"testdata/directives": "misplaced compiler directive //go:noinline",
+		"testdata/nobody":     "missing function body for missing",
+		"testdata/depserror":  "no required module provides package example.invalid/nosuch/pkg",
+	} {
+		res, err := check(context.Background(), "", "arm64", []string{"./" + dir})
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		found := false
+		for _, d := range res.Errors {
+			found = found || strings.Contains(d.Msg, want)
+		}
+		if !found {
+			t.Errorf("%s: no error says %q: %v", dir, want, res.Errors)
+		}
+	}
 }
 
 func TestFixturesReportExactlyTheMarkedLines(t *testing.T) {
@@ -68,6 +93,11 @@ func TestFixturesReportExactlyTheMarkedLines(t *testing.T) {
 	}{
 		{"testdata/broken", 3},
 		{"testdata/brokenvariants", 2},
+		{"testdata/parseerror", 1},
+		{"testdata/directives", 5},
+		{"testdata/nobody", 2},
+		{"testdata/depserror", 1},
+		{"testdata/withasm", 0},
 	} {
 		want := markedLines(t, fixture.dir)
 		if len(want) != fixture.count {

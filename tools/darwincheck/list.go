@@ -20,6 +20,8 @@ type listedPackage struct {
 	Standard   bool
 	GoFiles    []string
 	CgoFiles   []string
+	SFiles     []string // assembly, which may provide body-less functions
+	SysoFiles  []string
 	ImportMap  map[string]string
 	Module     *struct {
 		Path      string
@@ -36,7 +38,7 @@ func (p *listedPackage) main() bool { return p.Module != nil && p.Module.Main }
 // included, dependencies first, as a darwin/arch cgo build would compile them.
 func goList(ctx context.Context, dir, arch string, patterns []string) ([]*listedPackage, error) {
 	args := append([]string{"list", "-e", "-deps", "-test",
-		"-json=Dir,ImportPath,Name,ForTest,Standard,GoFiles,CgoFiles,ImportMap,Module,Error,DepsErrors",
+		"-json=Dir,ImportPath,Name,ForTest,Standard,GoFiles,CgoFiles,SFiles,SysoFiles,ImportMap,Module,Error,DepsErrors",
 		"--"}, patterns...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir

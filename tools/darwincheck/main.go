@@ -3,8 +3,12 @@
 // For each GOARCH it asks `go list -deps -test` (GOOS=darwin, CGO_ENABLED=1) which files a real
 // darwin build would compile, cgo files included, then type-checks every package from source
 // with go/types in dependency order, faking package "C". Dependencies are checked without
-// function bodies and their errors are dropped; errors are reported only for packages of the
-// main module, as file:line:col. The exit status is 1 when there are any.
+// function bodies. For packages of the main module it reports, as file:line:col: syntax
+// errors (the first of each file), type errors, what go build rejects though go/types
+// accepts it (func-only directives such as //go:noinline not directly before a func
+// declaration; functions without a body that no assembly or //go:linkname provides), and go
+// list's errors, including those of dependencies the main module cannot load. The exit
+// status is 1 when there are any.
 //
 // Usage:
 //
