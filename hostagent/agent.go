@@ -61,6 +61,7 @@ type Agent struct {
 
 	stopReq chan bool     // true: force
 	forced  chan struct{} // closed when a stop escalates to force
+	bootErr chan error    // the guest reported a failure before it was ready
 	force   sync.Once
 
 	mu      sync.Mutex
@@ -113,10 +114,13 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("machine %q: events: %w", m.Name, err)
 	}
 	cleanups = append(cleanups, func() error { events.close(); return nil })
-	a := &Agent{o: o, log: o.Logger, events: events, stopReq: make(chan bool, 1), forced: make(chan struct{}), state: StateStarting, started: time.Now()}
+	a := &Agent{o: o, log: o.Logger, events: events, stopReq: make(chan bool, 1), forced: make(chan struct{}), bootErr: make(chan error, 1), state: StateStarting, started: time.Now()}
 
 	dcfg, err := driverConfig(m, o.Config)
 	if err != nil {
+		return a.fail(err)
+	}
+	if err := m.CheckDataDisk(o.Config); err != nil {
 		return a.fail(err)
 	}
 	drv, err := o.NewDriver(dcfg)
@@ -162,6 +166,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		a.rollbackUpgrade(msg)
 		a.emit(Event{Type: EventStopped, StopMethod: StopCrash, Message: msg})
 		return errors.New(msg)
+	case err := <-a.bootErr:
+		// A guest that failed to boot idles holding its memory: stop it, and say why.
+		return a.fail(errors.Join(err, a.stop(false, vmDone)))
 	case force := <-a.stopReq:
 		err := a.stop(force, vmDone)
 		a.mu.Lock()

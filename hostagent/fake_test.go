@@ -28,6 +28,7 @@ type fakeVM struct {
 	ignoreACPI     bool          // the guest ignores the power button
 	killErr        error         // Kill returns this and leaves the VM running
 	killBlock      chan struct{} // Kill blocks until this is closed, and leaves the VM running
+	bootErr        error         // the guest fails its data-disk phase with this, then idles
 
 	client  *mux.Client
 	st      *state.State
@@ -86,6 +87,10 @@ func (f *fakeVM) Start(ctx context.Context) error {
 	go serveEcho(echo)
 	go func() {
 		for _, p := range []string{api.PhaseInit, api.PhaseAgent, api.PhaseDataDisk, api.PhaseDocker} {
+			if p == api.PhaseDataDisk && f.bootErr != nil {
+				f.st.Fail(f.bootErr) // and idle, as the real guest does
+				return
+			}
 			f.st.Phase(p, "")
 		}
 		f.st.Ready()

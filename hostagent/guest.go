@@ -163,10 +163,19 @@ func (a *Agent) onGuestEvent(ctx context.Context, e api.Event, seen map[string]b
 	case api.EventError:
 		a.mu.Lock()
 		a.lastErr = e.Message
+		ready, phase := a.ready, api.PhaseInit
+		if n := len(a.phases); n > 0 {
+			phase = a.phases[n-1].Name
+		}
 		a.mu.Unlock()
 		a.emit(Event{Type: EventError, Message: "guest: " + e.Message + " (see " + a.o.Machine.SerialLog() + ")"})
 		if a.firstBoot() {
 			a.failFirstBoot("guest: " + e.Message)
+		} else if !ready {
+			select {
+			case a.bootErr <- fmt.Errorf("machine %q: boot failed after phase %s: guest: %s; the VM was stopped (see %s)", a.o.Machine.Name, phase, e.Message, a.o.Machine.SerialLog()):
+			default:
+			}
 		}
 	case api.EventPorts:
 		a.onPorts(ctx, e.Ports)
