@@ -1,6 +1,7 @@
 package hostagent
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"sync"
@@ -104,4 +105,28 @@ func (l *eventLog) close() {
 	}
 	l.subs = nil
 	l.f.Close()
+}
+
+// LastError returns the message of the last error event of the most recent run recorded in
+// the events file at path, or "" if that run reached ready after it (or there is none): what
+// `status` shows for a stopped machine whose start failed.
+func LastError(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	msg := ""
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var e Event
+		if json.Unmarshal(line, &e) != nil {
+			continue
+		}
+		switch e.Type {
+		case EventStarting, EventReady:
+			msg = ""
+		case EventError:
+			msg = e.Message
+		}
+	}
+	return msg
 }

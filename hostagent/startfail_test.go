@@ -40,6 +40,9 @@ func TestGuestBootFailureStopsTheVM(t *testing.T) {
 	if !bytes.Contains(b, []byte(`"type":"stopped"`)) || !bytes.Contains(b, []byte("boot failed after phase agent")) {
 		t.Errorf("events %s", b)
 	}
+	if msg := LastError(m.EventsPath()); !strings.Contains(msg, "boot failed after phase agent") {
+		t.Errorf("LastError (shown by status) = %q", msg)
+	}
 }
 
 // A data disk that cannot be the machine's is caught before the VM boots, and not touched.

@@ -45,6 +45,7 @@ func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hos
 		MemoryMiB: cfg.MemoryMiB, DiskGiB: cfg.DiskGiB, Driver: cfg.Driver,
 	}
 	if !agentRunning(m) {
+		stopped.Error = hostagent.LastError(m.EventsPath()) // why the last start failed
 		return withImage(m, stopped)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
