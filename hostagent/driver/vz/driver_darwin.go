@@ -4,7 +4,6 @@ package vz
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
