@@ -21,6 +21,10 @@ const (
 	DefaultUDPIdleTimeout = 60 * time.Second
 	DefaultDrainTimeout   = 10 * time.Second
 	DefaultRetryInterval  = time.Second
+	// DefaultMaxForwards caps how many ports one guest may have bound on the host.
+	DefaultMaxForwards = 1024
+	// DefaultMaxBindAttempts bounds the binds of a busy host port: about 2 minutes.
+	DefaultMaxBindAttempts = 12
 	// maxRetryInterval caps the doubling wait between binds of a busy host port.
 	maxRetryInterval = 15 * time.Second
 )
@@ -41,6 +45,14 @@ type Forwarder struct {
 	// RetryInterval is the first wait before binding a busy host port again; it doubles up
 	// to 15 s (or RetryInterval, if larger).
 	RetryInterval time.Duration
+	// MaxBindAttempts is how many times a busy host port is tried before it is given up
+	// (reported in Status, not retried until the guest publishes it again); 0 means
+	// DefaultMaxBindAttempts.
+	MaxBindAttempts int
+	// MaxForwards caps the ports bound on the host: the guest decides what is published,
+	// so a runaway container must not exhaust the host's ports and descriptors. Ports over
+	// the cap are reported in Status. 0 means DefaultMaxForwards.
+	MaxForwards int
 	// Logger receives warnings (busy ports, failed guest dials); nil means slog.Default().
 	Logger *slog.Logger
 
@@ -152,7 +164,11 @@ func (f *Forwarder) Sync(ctx context.Context, ports []api.Port) error {
 		}
 	}
 	claimed := map[hostKey]portKey{}
+	started := 0 // forwards that hold or try for a host port
 	for k, fw := range f.fwds {
+		if fw.cancelAccept != nil {
+			started++
+		}
 		fw.mu.Lock()
 		fw.port.Container = want[k].Container // a new container may own the same port
 		fw.mu.Unlock()
@@ -176,10 +192,22 @@ func (f *Forwarder) Sync(ctx context.Context, ports []api.Port) error {
 				p.Proto, fw.bind, net.JoinHostPort(other.ip, fmt.Sprint(other.port))))
 			continue
 		}
+		if limit := f.maxForwards(); started >= limit {
+			fw.reject(fmt.Sprintf("not forwarded: the guest publishes more than %d ports, the host's limit", limit))
+			continue
+		}
+		started++
 		claimed[claimKey] = k
 		f.start(ctx, fw)
 	}
 	return nil
+}
+
+func (f *Forwarder) maxForwards() int {
+	if f.MaxForwards > 0 {
+		return f.MaxForwards
+	}
+	return DefaultMaxForwards
 }
 
 func (fw *forward) reject(reason string) {
@@ -223,12 +251,25 @@ func (f *Forwarder) remove(fw *forward) {
 func (f *Forwarder) run(acceptCtx, connCtx context.Context, fw *forward, bound io.Closer) {
 	log := f.logger().With("proto", fw.port.Proto, "addr", fw.bind.String())
 	first := orDefault(f.RetryInterval, DefaultRetryInterval)
+	attempts := f.MaxBindAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxBindAttempts
+	}
 	delay := first
+	failed := 0
 	for acceptCtx.Err() == nil {
 		if bound == nil {
 			var err error
 			bound, err = fw.listen(acceptCtx)
 			if acceptCtx.Err() != nil {
+				return
+			}
+			if err != nil {
+				failed++
+			}
+			if err != nil && failed >= attempts {
+				fw.setBound(fmt.Errorf("%w; gave up after %d attempts: free the host port, then restart the container", err, failed), false)
+				log.Warn("port forward: bind: giving up", "err", err, "attempts", failed)
 				return
 			}
 			fw.setBound(err, err != nil)
@@ -242,7 +283,7 @@ func (f *Forwarder) run(acceptCtx, connCtx context.Context, fw *forward, bound i
 			delay = min(2*delay, max(maxRetryInterval, first))
 			continue
 		}
-		delay = first
+		delay, failed = first, 0
 		dial := func(ctx context.Context) (net.Conn, error) { return f.Dial(ctx, fw.guest) }
 		var err error
 		switch l := bound.(type) {
