@@ -1,6 +1,7 @@
 package hostagent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -259,13 +260,6 @@ func (r *running) stop(t *testing.T, force bool) Event {
 	if err := r.c.Stop(context.Background(), force); err != nil {
 		t.Fatal(err)
 	}
-	var stopped Event
-	r.c.Events(context.Background(), func(e Event) bool {
-		if e.Type == EventStopped {
-			stopped = e
-		}
-		return true
-	})
 	select {
 	case err := <-r.done:
 		if err != nil {
@@ -273,6 +267,16 @@ func (r *running) stop(t *testing.T, force bool) Event {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after stop")
+	}
+	// The events file, not the control socket: a fast (forced) stop can close the socket
+	// before a follower connects, which made this helper see no stopped event at all.
+	var stopped Event
+	b, _ := os.ReadFile(r.m.EventsPath())
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var e Event
+		if json.Unmarshal(line, &e) == nil && e.Type == EventStopped {
+			stopped = e
+		}
 	}
 	return stopped
 }
