@@ -48,6 +48,10 @@ type Options struct {
 	// KillTimeout bounds the wait for the VM to exit after Kill (and for Kill itself).
 	// Zero means the default.
 	KillTimeout time.Duration
+
+	// FaultInjection serves the control API's fault endpoints (cut the guest channel), for
+	// the fault suite only.
+	FaultInjection bool
 }
 
 // Agent is one running host agent.
@@ -72,6 +76,9 @@ type Agent struct {
 	// bootFailure is why the first boot of an upgraded image was given up (see upgrade.go).
 	bootFailure string
 	started     time.Time
+
+	channelErr       string    // why the guest channel is down, or ""
+	channelDownSince time.Time // zero while it is up
 }
 
 // Run runs the host agent until the VM stops: on a stop request, on ctx's end (SIGTERM), or
@@ -130,6 +137,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	a.drv = drv
 	if sr, ok := drv.(driver.StateReporter); ok {
 		sr.ReportStates(func(state string) { a.emit(Event{Type: EventVMState, Message: state}) })
+	}
+	if cw, ok := drv.(driver.ChannelWatcher); ok {
+		cw.WatchChannel(a.onChannel)
 	}
 	a.guest = newGuestClient(drv)
 	a.ports = a.newForwarder()

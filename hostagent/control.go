@@ -53,22 +53,27 @@ type Status struct {
 	// Image is the image the machine boots; Upgrade a pending or rolled-back upgrade.
 	Image   *store.ImageInfo `json:"image,omitempty"`
 	Upgrade *store.Upgrade   `json:"upgrade,omitempty"`
+	// ChannelError says why the guest channel is down (State is then "degraded").
+	ChannelError string `json:"channel_error,omitempty"`
 }
 
 func (a *Agent) status(ctx context.Context) Status {
 	a.mu.Lock()
 	s := Status{
-		Name: a.o.Machine.Name, State: a.state, Ready: a.ready, AgentPid: os.Getpid(),
+		Name: a.o.Machine.Name, State: a.shownStateLocked(), Ready: a.ready, AgentPid: os.Getpid(),
 		Arch: a.o.Config.Arch, CPUs: a.o.Config.CPUs, MemoryMiB: a.o.Config.MemoryMiB,
 		DiskGiB: a.o.Config.DiskGiB, Driver: a.o.Config.Driver,
 		Phases:        append([]api.Phase(nil), a.phases...),
 		UptimeSeconds: time.Since(a.started).Seconds(),
 		Error:         a.lastErr,
+		ChannelError:  a.channelErr,
 	}
 	a.mu.Unlock()
 	if s.Ready {
 		s.DockerSocket = a.o.Machine.DockerSocket()
 		s.DockerContext = ContextName(a.o.Machine.Name)
+	}
+	if s.Ready && s.ChannelError == "" { // a down channel would only time the call out
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if info, err := a.guest.info(ictx); err == nil {
 			s.GuestMemoryUsedMiB = float64(info.MemoryUsedKiB) / 1024
@@ -96,6 +101,9 @@ func (a *Agent) serveControl(path string) (func() error, error) {
 	mux.HandleFunc("GET "+pathEvents, a.serveEvents)
 	mux.HandleFunc("GET "+pathPorts, a.servePorts)
 	mux.HandleFunc("GET "+pathGuest+"{service}", a.serveGuestStream)
+	if a.o.FaultInjection {
+		mux.HandleFunc("POST "+pathCutChannel, a.serveCutChannel)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return func() error {

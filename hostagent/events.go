@@ -20,6 +20,7 @@ const (
 	EventStopping  = "stopping"   // a stop began
 	EventStopped   = "stopped"    // the VM is off; StopMethod says how
 	EventError     = "error"      // something failed; Message says what and where to look
+	EventTimeSync  = "time-sync"  // the guest clock was pushed out of turn; Message says why
 )
 
 // Stop methods, from the cleanest to the bluntest.
@@ -37,6 +38,8 @@ type Event struct {
 	Phase      *api.Phase `json:"phase,omitempty"`
 	Message    string     `json:"message,omitempty"`
 	StopMethod string     `json:"stop_method,omitempty"`
+	// Seconds is how long the condition an event ends lasted (channel-up: the outage).
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // eventLog appends events to a JSON-lines file and fans them out to live subscribers.

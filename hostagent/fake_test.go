@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,15 +32,19 @@ type fakeVM struct {
 	killBlock      chan struct{} // Kill blocks until this is closed, and leaves the VM running
 	bootErr        error         // the guest fails its data-disk phase with this, then idles
 
-	client  *mux.Client
-	st      *state.State
-	onState func(string)
-	cancel  context.CancelFunc
+	link      *mux.Link
+	st        *state.State
+	svc       *control.Service
+	onState   func(string)
+	onChannel func(driver.ChannelState)
+	cancel    context.CancelFunc
 
-	mu     sync.Mutex
-	off    chan struct{}
-	how    string // "guest", "acpi", "kill", "crash"
-	synced time.Time
+	mu        sync.Mutex
+	off       chan struct{}
+	how       string // "guest", "acpi", "kill", "crash"
+	synced    time.Time
+	syncs     int
+	holdDials chan struct{}
 }
 
 func newFakeVM() *fakeVM { return &fakeVM{off: make(chan struct{})} }
@@ -51,25 +56,11 @@ func (f *fakeVM) Start(ctx context.Context) error {
 	if f.onState != nil {
 		f.onState("running")
 	}
-	hc, gc := net.Pipe()
-	client, err := mux.NewClient(hc)
-	if err != nil {
-		return err
-	}
-	srv, err := mux.NewServer(gc)
-	if err != nil {
-		return err
-	}
-	f.client = client
 	gctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.st = state.New(func() float64 { return 1.5 })
 	f.st.MeminfoPath = ""
-	ctl, _ := srv.Listen(api.ServiceControl)
-	dock, _ := srv.Listen(api.ServiceDocker)
-	echo, _ := srv.Listen(api.ServiceExec)
-	go srv.Serve(gctx)
-	svc := &control.Service{
+	f.svc = &control.Service{
 		State: f.st,
 		Shutdown: control.ShutdownFunc(func(context.Context) {
 			if !f.ignoreShutdown {
@@ -79,13 +70,37 @@ func (f *fakeVM) Start(ctx context.Context) error {
 		SetTime: func(t time.Time) error {
 			f.mu.Lock()
 			f.synced = t
+			f.syncs++
 			f.mu.Unlock()
 			return nil
 		},
 	}
-	go svc.Serve(gctx, ctl)
-	go http.Serve(dock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) }))
-	go serveEcho(echo)
+	// The host end is the real Link over a fresh pipe per carrier, as the QEMU driver's.
+	f.link = &mux.Link{
+		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			f.mu.Lock()
+			held := f.holdDials
+			f.mu.Unlock()
+			if held != nil {
+				select {
+				case <-held:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			hc, gc := net.Pipe()
+			go f.serveSession(gctx, gc)
+			return hc, nil
+		},
+		KeepAliveInterval: 50 * time.Millisecond,
+		KeepAliveTimeout:  5 * time.Second,
+		OnChange: func(s mux.LinkState) {
+			if f.onChannel != nil {
+				f.onChannel(driver.ChannelState{Up: s.Up, Err: s.Err})
+			}
+		},
+	}
+	go f.link.Run(gctx)
 	go func() {
 		for _, p := range []string{api.PhaseInit, api.PhaseAgent, api.PhaseDataDisk, api.PhaseDocker} {
 			if p == api.PhaseDataDisk && f.bootErr != nil {
@@ -97,6 +112,41 @@ func (f *fakeVM) Start(ctx context.Context) error {
 		f.st.Ready()
 	}()
 	return nil
+}
+
+// serveSession is the guest end of one carrier: the guest agent serves every session on the
+// same state, as it does when it reopens its serial port.
+func (f *fakeVM) serveSession(ctx context.Context, gc net.Conn) {
+	defer gc.Close()
+	srv, err := mux.NewServer(gc)
+	if err != nil {
+		return
+	}
+	ctl, _ := srv.Listen(api.ServiceControl)
+	dock, _ := srv.Listen(api.ServiceDocker)
+	echo, _ := srv.Listen(api.ServiceExec)
+	go f.svc.Serve(ctx, ctl)
+	go http.Serve(dock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) }))
+	go serveEcho(echo)
+	srv.Serve(ctx)
+}
+
+// WatchChannel and CutChannel make the fake a driver.ChannelWatcher, like the QEMU driver.
+func (f *fakeVM) WatchChannel(fn func(driver.ChannelState)) { f.onChannel = fn }
+func (f *fakeVM) CutChannel() error                         { return f.link.Cut() }
+
+// holdRedials makes carrier dials wait until the returned func is called.
+func (f *fakeVM) holdRedials() (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.holdDials = ch
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.holdDials = nil
+		f.mu.Unlock()
+		close(ch)
+	}
 }
 
 // serveEcho echoes each stream until EOF, then writes "bye" and closes: a half-close probe.
@@ -123,7 +173,7 @@ func serveEcho(l net.Listener) {
 }
 
 func (f *fakeVM) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
-	return f.client.DialGuest(ctx, service)
+	return f.link.DialGuest(ctx, service)
 }
 
 func (f *fakeVM) RequestStop(context.Context) error {
@@ -164,7 +214,6 @@ func (f *fakeVM) powerOff(how string) {
 	f.how = how
 	if f.cancel != nil {
 		f.cancel()
-		f.client.Close()
 	}
 	close(f.off)
 }

@@ -182,22 +182,58 @@ func (a *Agent) onGuestEvent(ctx context.Context, e api.Event, seen map[string]b
 	}
 }
 
-// keepTime pushes the host clock now and every minute: a suspended laptop or a paused VM
-// leaves the guest clock behind, which breaks TLS and build caches.
+// keepTime pushes the host clock now, every minute, and at once when the host's clocks show
+// a gap: a suspended laptop or a paused VM leaves the guest clock behind, which breaks TLS and
+// build caches, and waiting for the next minute is too long.
 func (a *Agent) keepTime(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	const tick = 2 * time.Second
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	a.pushTime("")
+	last, lastPush := time.Now(), time.Now()
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := a.guest.syncTime(sctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("time sync failed", "err", err)
-		}
-		cancel()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		now := time.Now()
+		if why := clockGap(now.Round(0).Sub(last.Round(0)), now.Sub(last), tick); why != "" {
+			a.pushTime(why)
+			lastPush = now
+		} else if now.Sub(lastPush) >= time.Minute {
+			a.pushTime("")
+			lastPush = now
+		}
+		last = now
+	}
+}
+
+// clockGap says why the clock must be pushed at once, given how far the host's wall and
+// monotonic clocks moved over one tick, or "". Wall time running ahead of monotonic time
+// means the host slept (monotonic clocks stop in sleep) or its clock was set; a tick far
+// later than asked means this agent was frozen.
+func clockGap(wall, mono, tick time.Duration) string {
+	if d := wall - mono; d > time.Second || d < -time.Second {
+		return fmt.Sprintf("host wall clock moved %v against its monotonic clock (sleep or a clock change)", d.Round(time.Millisecond))
+	}
+	if mono > tick+3*time.Second {
+		return fmt.Sprintf("host agent stood still for %v", mono.Round(time.Millisecond))
+	}
+	return ""
+}
+
+// pushTime sets the guest clock to the host's; why, when set, names the gap that made it
+// urgent and is recorded as an event.
+func (a *Agent) pushTime(why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.guest.syncTime(ctx); err != nil {
+		a.log.Warn("time sync failed", "err", err, "why", why)
+		return
+	}
+	if why != "" {
+		a.emit(Event{Type: EventTimeSync, Message: "guest clock set to the host's: " + why})
 	}
 }
 

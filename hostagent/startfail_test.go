@@ -57,7 +57,7 @@ func TestWrongSizeDataDiskIsRefusedBeforeBoot(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), m.DataDisk()) || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("Run with an empty data disk: %v", err)
 	}
-	if vm.client != nil {
+	if vm.link != nil {
 		t.Error("the VM was started")
 	}
 	if fi, _ := os.Stat(m.DataDisk()); fi == nil || fi.Size() != 0 {

@@ -24,6 +24,7 @@ func newHostAgentCommand() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			return hostagent.Run(cmd.Context(), hostagent.Options{
 				Machine: m, Config: cfg, NewDriver: newDriver(cfg), Logger: log,
+				FaultInjection: os.Getenv("MACHINE_FAULT_INJECTION") == "1",
 			})
 		},
 	}

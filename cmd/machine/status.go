@@ -108,6 +108,9 @@ func printStatus(out io.Writer, format string, st hostagent.Status) error {
 				fmt.Fprintf(tw, "Upgrade:\t%s\n", hostagent.RollbackMessage(u))
 			}
 		}
+		if st.ChannelError != "" {
+			fmt.Fprintf(tw, "Channel:\tdown, reconnecting: %s\n", st.ChannelError)
+		}
 		if st.Error != "" {
 			fmt.Fprintf(tw, "Error:\t%s\n", st.Error)
 		}

@@ -84,3 +84,19 @@ type Share struct {
 	GuestPath string // where the guest mounts it
 	ReadOnly  bool
 }
+
+// ChannelWatcher is an optional capability of drivers whose guest channel is one session over
+// a carrier that can break while the VM runs (QEMU's serial port). The driver notices a break
+// (keepalive), redials by itself, and reports each change; DialGuest waits for the channel
+// while it is down. The host agent calls WatchChannel before Start.
+type ChannelWatcher interface {
+	WatchChannel(fn func(ChannelState))
+	// CutChannel breaks the carrier as a failing connection would, for fault tests.
+	CutChannel() error
+}
+
+// ChannelState is a change of the guest channel's health.
+type ChannelState struct {
+	Up  bool
+	Err error // why it went down
+}

@@ -30,12 +30,15 @@ const (
 // ErrNoService is returned by DialGuest when the guest does not serve the service.
 var ErrNoService = errors.New("guest does not serve this service")
 
-func config() *yamux.Config {
+func config(guest bool) *yamux.Config {
 	c := yamux.DefaultConfig()
-	// The serial port is only read once the guest agent runs; keepalive pings written before
-	// that would time out and tear the session down. QEMU exiting is how the host learns the
-	// guest is gone.
-	c.EnableKeepAlive = false
+	// The host's serial port is only read once the guest agent runs, so yamux's keepalive
+	// (whose ping timeout is the long write timeout) would tear a healthy session down at
+	// boot: the host watches its sessions with a Link instead. The guest keeps yamux's as a
+	// backstop, so a session whose host vanished without an EOF (a reconnect racing the port's
+	// close notification) is dropped and the port reopened for the next host.
+	c.EnableKeepAlive = guest
+	c.KeepAliveInterval = 5 * time.Second
 	c.LogOutput = io.Discard
 	// A stream closed on one side is reset after this long if the peer never closes its side.
 	c.StreamCloseTimeout = 30 * time.Second
@@ -50,7 +53,7 @@ type Client struct {
 
 // NewClient starts the host end over conn (the host side of the serial port).
 func NewClient(conn io.ReadWriteCloser) (*Client, error) {
-	s, err := yamux.Client(conn, config())
+	s, err := yamux.Client(conn, config(false))
 	if err != nil {
 		return nil, fmt.Errorf("guest channel: %w", err)
 	}
@@ -112,7 +115,7 @@ type Server struct {
 
 // NewServer starts the guest end over conn (the opened /dev/virtio-ports device).
 func NewServer(conn io.ReadWriteCloser) (*Server, error) {
-	s, err := yamux.Server(conn, config())
+	s, err := yamux.Server(conn, config(true))
 	if err != nil {
 		return nil, fmt.Errorf("guest channel: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -28,8 +29,9 @@ type Driver struct {
 	exited  chan struct{}
 	waitErr error
 
-	mu     sync.Mutex
-	client *mux.Client
+	link     *mux.Link
+	linkDone chan struct{}
+	onLink   func(driver.ChannelState)
 }
 
 // New prepares a QEMU driver for cfg on this host. It finds QEMU and picks the accelerator,
@@ -129,15 +131,44 @@ func (d *Driver) Start(ctx context.Context) error {
 		d.Kill()
 		return err
 	}
-	client, err := mux.NewClient(conn)
-	if err != nil {
-		d.Kill()
-		return err
-	}
-	d.mu.Lock()
-	d.client = client
-	d.mu.Unlock()
+	d.startLink(conn)
 	return nil
+}
+
+// startLink keeps the guest channel over conn, and over a fresh connection to QEMU's chardev
+// (with the token again) whenever it breaks, until QEMU exits.
+func (d *Driver) startLink(first net.Conn) {
+	var once sync.Once
+	d.link = &mux.Link{
+		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			var conn net.Conn
+			once.Do(func() { conn = first })
+			if conn != nil {
+				return conn, nil
+			}
+			return dialAgent(ctx, d.host, d.exited)
+		},
+		OnChange: func(s mux.LinkState) {
+			if d.onLink != nil {
+				d.onLink(driver.ChannelState{Up: s.Up, Err: s.Err})
+			}
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.linkDone = make(chan struct{})
+	go func() { <-d.exited; cancel() }()
+	go func() { defer close(d.linkDone); d.link.Run(ctx) }()
+}
+
+// WatchChannel implements driver.ChannelWatcher; call it before Start.
+func (d *Driver) WatchChannel(fn func(driver.ChannelState)) { d.onLink = fn }
+
+// CutChannel implements driver.ChannelWatcher.
+func (d *Driver) CutChannel() error {
+	if d.link == nil {
+		return fmt.Errorf("qemu: %w: the channel is vsock or the VM is not running", driver.ErrUnsupported)
+	}
+	return d.link.Cut()
 }
 
 // connectAgentSocket dials QEMU's agent chardev (unix socket or loopback TCP) and presents
@@ -162,13 +193,10 @@ func (d *Driver) DialGuest(ctx context.Context, service uint32) (net.Conn, error
 	if d.host.VsockCID != 0 {
 		return dialVsock(ctx, d.host.VsockCID, service, d.exited)
 	}
-	d.mu.Lock()
-	c := d.client
-	d.mu.Unlock()
-	if c == nil {
+	if d.link == nil {
 		return nil, errors.New("qemu: the VM is not running")
 	}
-	return c.DialGuest(ctx, service)
+	return d.link.DialGuest(ctx, service)
 }
 
 // RequestStop asks QEMU to press the virtual power button (ACPI).
@@ -200,11 +228,9 @@ func (d *Driver) Kill() error {
 // Wait blocks until QEMU exits.
 func (d *Driver) Wait() error {
 	<-d.exited
-	d.mu.Lock()
-	if d.client != nil {
-		d.client.Close()
+	if d.linkDone != nil {
+		<-d.linkDone
 	}
-	d.mu.Unlock()
 	return d.waitErr
 }
 

@@ -1,0 +1,285 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Carrier opens the byte stream a session runs over (the host end of the serial port). Each
+// call must give a fresh stream; on a channel with a token it presents the token again.
+type Carrier func(ctx context.Context) (io.ReadWriteCloser, error)
+
+// LinkState is one change of a Link's health.
+type LinkState struct {
+	Up bool
+	// Err says why the link went down (nil when Up).
+	Err error
+}
+
+// Default keepalive of a Link: a dead carrier is noticed within Interval+Timeout.
+const (
+	DefaultKeepAliveInterval = time.Second
+	DefaultKeepAliveTimeout  = 3 * time.Second
+)
+
+// ErrLinkDown is wrapped by the errors of a Link that is not serving.
+var ErrLinkDown = errors.New("guest channel is down")
+
+// Link is the host end of a channel whose carrier can break while the VM runs. It dials the
+// carrier, proves each new session with a ping the guest answers, then pings it every
+// KeepAliveInterval; a ping unanswered within KeepAliveTimeout, or the session ending,
+// takes the link down and it dials again until its context ends.
+//
+// yamux's own keepalive is not used: its ping timeout is the connection write timeout,
+// which must stay long for slow serial ports, and a ping it sends before the guest agent
+// reads the port would kill a healthy session at boot. A Link only starts timing pings once
+// the guest has answered one.
+type Link struct {
+	Dial              Carrier
+	KeepAliveInterval time.Duration
+	KeepAliveTimeout  time.Duration
+	// OnChange, when set, is called (from the Link's goroutine) each time the link goes up
+	// or down.
+	OnChange func(LinkState)
+
+	mu      sync.Mutex
+	cur     *Client
+	carrier io.Closer
+	up      chan struct{} // closed while cur is proven; replaced when it goes down
+	ended   bool
+	lastErr error
+}
+
+func (l *Link) init() {
+	if l.up == nil {
+		l.up = make(chan struct{})
+	}
+}
+
+// Run keeps the link until ctx ends; then it closes the session. It returns ctx's error.
+func (l *Link) Run(ctx context.Context) error {
+	l.mu.Lock()
+	l.init()
+	l.mu.Unlock()
+	defer l.end()
+	delay := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		proven, err := l.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if proven {
+			delay = 50 * time.Millisecond
+		}
+		l.mu.Lock()
+		l.lastErr = err
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+	return ctx.Err()
+}
+
+func (l *Link) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+	if l.cur != nil {
+		l.cur.Close()
+	}
+	if l.carrier != nil {
+		l.carrier.Close()
+	}
+}
+
+// session dials one carrier and serves it until it dies; proven says the guest answered.
+func (l *Link) session(ctx context.Context) (proven bool, err error) {
+	conn, err := l.Dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	c, err := NewClient(conn)
+	if err != nil {
+		conn.Close()
+		return false, err
+	}
+	l.mu.Lock()
+	l.cur, l.carrier = c, conn
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.cur, l.carrier = nil, nil
+		l.mu.Unlock()
+		c.Close()
+		conn.Close()
+	}()
+	if err := l.prove(ctx, c); err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	close(l.up)
+	l.mu.Unlock()
+	l.report(LinkState{Up: true})
+	err = l.watch(ctx, c)
+	l.mu.Lock()
+	l.up = make(chan struct{})
+	l.mu.Unlock()
+	c.Close()
+	if ctx.Err() == nil {
+		l.report(LinkState{Err: err})
+	}
+	return true, err
+}
+
+// prove waits for the guest to answer a ping on a new session. Pings are resent every
+// timeout in case one was lost while the guest reopened its port; none is timed out as a
+// failure, since the guest agent may not run yet.
+func (l *Link) prove(ctx context.Context, c *Client) error {
+	answered := make(chan struct{}, 1)
+	send := func() {
+		go func() {
+			if _, err := c.sess.Ping(); err == nil {
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	send()
+	t := time.NewTicker(l.timeout())
+	defer t.Stop()
+	for {
+		select {
+		case <-answered:
+			return nil
+		case <-c.Done():
+			return fmt.Errorf("%w: the carrier closed before the guest answered", ErrLinkDown)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			send()
+		}
+	}
+}
+
+// watch pings the proven session until a ping goes unanswered or the session ends.
+func (l *Link) watch(ctx context.Context, c *Client) error {
+	t := time.NewTicker(l.interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-c.Done():
+			return fmt.Errorf("%w: the carrier closed", ErrLinkDown)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if err := ping(c, l.timeout()); err != nil {
+			return err
+		}
+	}
+}
+
+// ping sends one ping and waits up to timeout for the answer.
+func ping(c *Client, timeout time.Duration) error {
+	res := make(chan error, 1)
+	go func() { _, err := c.sess.Ping(); res <- err }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-res:
+		if err != nil {
+			return fmt.Errorf("%w: keepalive: %v", ErrLinkDown, err)
+		}
+		return nil
+	case <-c.Done():
+		return fmt.Errorf("%w: the carrier closed", ErrLinkDown)
+	case <-t.C:
+		return fmt.Errorf("%w: the guest did not answer a keepalive within %v", ErrLinkDown, timeout)
+	}
+}
+
+func (l *Link) report(s LinkState) {
+	if l.OnChange != nil {
+		l.OnChange(s)
+	}
+}
+
+func (l *Link) interval() time.Duration {
+	if l.KeepAliveInterval > 0 {
+		return l.KeepAliveInterval
+	}
+	return DefaultKeepAliveInterval
+}
+
+func (l *Link) timeout() time.Duration {
+	if l.KeepAliveTimeout > 0 {
+		return l.KeepAliveTimeout
+	}
+	return DefaultKeepAliveTimeout
+}
+
+// DialGuest opens a stream on the current session. While the link is down it waits for the
+// next session (or ctx's end), so a connection made during a break succeeds once the
+// channel is back.
+func (l *Link) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		l.init()
+		up, c, ended, last := l.up, l.cur, l.ended, l.lastErr
+		l.mu.Unlock()
+		if ended {
+			return nil, fmt.Errorf("guest channel: dial service %d: %w: the VM is not running", service, ErrLinkDown)
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			if last != nil {
+				return nil, fmt.Errorf("guest channel: dial service %d: %w (channel: %v)", service, ctx.Err(), last)
+			}
+			return nil, fmt.Errorf("guest channel: dial service %d: %w", service, ctx.Err())
+		}
+		if c == nil {
+			continue
+		}
+		conn, err := c.DialGuest(ctx, service)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNoService) {
+			return conn, err
+		}
+		if !errors.Is(err, yamux.ErrSessionShutdown) && !errors.Is(err, yamux.ErrStreamsExhausted) && !errors.Is(err, yamux.ErrRemoteGoAway) {
+			return nil, err
+		}
+		// The session died under this dial; a GoAway from a stale guest session means the
+		// same. Wait for the next one.
+		if errors.Is(err, yamux.ErrRemoteGoAway) {
+			c.Close()
+		}
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("guest channel: dial service %d: %w", service, ctx.Err())
+		}
+	}
+}
+
+// Cut closes the current carrier as a failing cable would, so fault tests can break the
+// channel from the host; the link notices and redials as after any other break.
+func (l *Link) Cut() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.carrier == nil {
+		return fmt.Errorf("guest channel: %w: nothing to cut", ErrLinkDown)
+	}
+	return l.carrier.Close()
+}
