@@ -245,6 +245,9 @@ func (a *agent) dataDisk(ctx context.Context) bool {
 	if d.Formatted {
 		detail = "formatted " + d.Device
 	}
+	if d.Check != "" {
+		detail += "; fsck: " + d.Check
+	}
 	a.state.Phase(api.PhaseDataDisk, detail)
 	a.log.Info("phase", "name", api.PhaseDataDisk, "detail", detail)
 	return true

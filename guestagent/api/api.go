@@ -68,6 +68,9 @@ type DataDisk struct {
 	// Formatted is true when this boot found the disk blank and created the filesystem.
 	Formatted  bool   `json:"formatted"`
 	MountPoint string `json:"mount_point"`
+	// Check says why this boot checked the filesystem (e2fsck -p) and what the check did;
+	// empty when it was left clean.
+	Check string `json:"check,omitempty"`
 }
 
 // Info is the answer of GET /v1/info on the control service.

@@ -131,6 +131,12 @@ func PrepareData(ctx context.Context, r *reaper.Reaper, log *slog.Logger, dev, m
 		}
 		d.Formatted = true
 		log.Info("data disk: formatted blank disk", "device", dev, "took", time.Since(start).Round(time.Millisecond))
+	case DiskExt4:
+		check, err := CheckData(ctx, reaperRunner(r), log, dev)
+		if err != nil {
+			return d, err
+		}
+		d.Check = check
 	}
 	if err := os.MkdirAll(mountPoint, 0o755); err != nil {
 		return d, fmt.Errorf("data disk: %w", err)
@@ -280,5 +286,13 @@ func waitPath(ctx context.Context, p string, timeout time.Duration) error {
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// reaperRunner runs commands through the reaper (the agent is PID 1 and reaps every child).
+func reaperRunner(r *reaper.Reaper) Runner {
+	return func(ctx context.Context, cmd *exec.Cmd) ([]byte, int, error) {
+		out, st, err := r.OutputStatus(ctx, cmd)
+		return out, st.Code, err
 	}
 }

@@ -187,16 +187,29 @@ func wait(ctx context.Context, cmd *exec.Cmd, ch <-chan Status) (Status, error) 
 // non-nil when the command could not start, ctx ended, or it exited non-zero; it then names
 // the command and includes the output.
 func (r *Reaper) Output(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	out, st, err := r.OutputStatus(ctx, cmd)
+	if err != nil {
+		return out, err
+	}
+	if err := st.Err(); err != nil {
+		return out, fmt.Errorf("%s: %w: %s", cmd, err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// OutputStatus is Output for commands whose exit code means something (e2fsck): a non-zero
+// exit is returned in the Status, not as an error.
+func (r *Reaper) OutputStatus(ctx context.Context, cmd *exec.Cmd) ([]byte, Status, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd.Path, err)
+		return nil, Status{}, fmt.Errorf("%s: %w", cmd.Path, err)
 	}
 	defer pr.Close()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	ch, err := r.StartCmd(cmd)
 	pw.Close()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd.Path, err)
+		return nil, Status{}, fmt.Errorf("%s: %w", cmd.Path, err)
 	}
 	var buf bytes.Buffer
 	readDone := make(chan struct{})
@@ -212,10 +225,7 @@ func (r *Reaper) Output(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	}
 	out := buf.Bytes()
 	if werr != nil {
-		return out, fmt.Errorf("%s: %w", cmd, werr)
+		return out, st, fmt.Errorf("%s: %w", cmd, werr)
 	}
-	if err := st.Err(); err != nil {
-		return out, fmt.Errorf("%s: %w: %s", cmd, err, bytes.TrimSpace(out))
-	}
-	return out, nil
+	return out, st, nil
 }
