@@ -16,7 +16,7 @@ endif
 export CGO_ENABLED ?= $(MACHINE_CGO)
 CODESIGN_IDENTITY ?= -
 
-.PHONY: all machine agents image test e2e bench check codesign release clean deps quickstart ci
+.PHONY: all machine agents image test e2e bench faults check codesign release clean deps quickstart ci
 
 all: machine agents
 
@@ -44,6 +44,11 @@ test:
 # End-to-end tests: boot real guests under QEMU and drive them with the docker CLI.
 e2e: image
 	MACHINE_BIN=$(CURDIR)/bin/machine $(GO) test -tags e2e -count=1 -timeout 60m -v ./test/...
+
+# The fault suite alone (also part of e2e): channel cut, host sleep, host agent killed,
+# power loss (MACHINE_FAULT_CYCLES boots).
+faults: image
+	MACHINE_BIN=$(CURDIR)/bin/machine $(GO) test -tags e2e -count=1 -timeout 30m -v -run TestFaults ./test/
 
 # Benchmarks: the forwarder and port discovery without a VM, then one boot under QEMU that
 # prints start-to-ready with its phases, idle cost, publish latency, forwarding paths

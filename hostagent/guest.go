@@ -205,7 +205,8 @@ func (a *Agent) keepTime(ctx context.Context) {
 			a.pushTime("")
 			lastPush = now
 		}
-		last = now
+		// A push can take a while on a slow channel; the next gap counts from after it.
+		last = time.Now()
 	}
 }
 

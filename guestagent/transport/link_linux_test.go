@@ -48,7 +48,7 @@ func TestLinkAndSerialChannelRecoverFromACut(t *testing.T) {
 		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			h, g := socketPair(t)
 			dials++
-			if _, err := io.WriteString(h, token+"\n"); err != nil {
+			if _, err := io.WriteString(h, mux.Preamble+token+"\n"); err != nil {
 				return nil, err
 			}
 			guestEnds <- g

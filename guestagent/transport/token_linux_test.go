@@ -70,7 +70,7 @@ func TestSerialTokenGate(t *testing.T) {
 
 	intruder := <-hosts
 	defer intruder.Close()
-	intruder.Write([]byte("00000000000000000000000000000000\n"))
+	intruder.Write([]byte(mux.Preamble + "00000000000000000000000000000000\n"))
 	intruder.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := intruder.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
 		t.Fatalf("wrong token: read %d bytes, %v; want the guest to hang up (EOF)", n, err)
@@ -83,7 +83,7 @@ func TestSerialTokenGate(t *testing.T) {
 		t.Fatal("the guest did not reopen the channel after a failed token")
 	}
 	defer h.Close()
-	h.Write([]byte(tok + "\n"))
+	h.Write([]byte("tail of an old session" + mux.Preamble + tok + "\n"))
 	cl, err := mux.NewClient(h)
 	if err != nil {
 		t.Fatal(err)
@@ -98,5 +98,28 @@ func TestSerialTokenGate(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	if !bytes.Equal(b, []byte("hello host")) {
 		t.Fatalf("read %q through the authenticated session", b)
+	}
+}
+
+func TestSkipToPreamble(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		skipped int
+		ok      bool
+	}{
+		{mux.Preamble + "rest", 0, true},
+		{"\x00\x00\x00\x0c" + mux.Preamble + "rest", 4, true},
+		{mux.Preamble[:5] + mux.Preamble + "rest", 5, true},
+		{"no preamble at all", 0, false},
+	} {
+		r := strings.NewReader(tt.in)
+		n, err := skipToPreamble(r)
+		if (err == nil) != tt.ok || n != tt.skipped {
+			t.Errorf("skipToPreamble(%q) = %d, %v", tt.in, n, err)
+			continue
+		}
+		if rest, _ := io.ReadAll(r); tt.ok && string(rest) != "rest" {
+			t.Errorf("skipToPreamble(%q) consumed past the preamble: left %q", tt.in, rest)
+		}
 	}
 }

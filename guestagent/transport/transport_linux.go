@@ -109,15 +109,19 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 	if err != nil {
 		return fmt.Errorf("channel: open serial port: %w", err)
 	}
-	if token != "" {
-		// The read blocks until a peer writes; closing on ctx's end unblocks it.
-		stop := context.AfterFunc(ctx, func() { dev.Close() })
-		err := checkToken(dev, token)
-		stop()
-		if err != nil {
-			dev.Close()
-			return err
-		}
+	// The reads block until a peer writes; closing on ctx's end unblocks them.
+	stop := context.AfterFunc(ctx, func() { dev.Close() })
+	skipped, err := skipToPreamble(dev)
+	if err == nil && token != "" {
+		err = checkToken(dev, token)
+	}
+	stop()
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	if skipped > 0 {
+		c.log.Info("channel: skipped the tail of an earlier host session", "bytes", skipped)
 	}
 	srv, err := mux.NewServer(dev)
 	if err != nil {

@@ -41,6 +41,9 @@ func serialHarness(t *testing.T, services ...uint32) (*Channel, chan *mux.Client
 	hosts := make(chan *mux.Client, 4)
 	open := func() (io.ReadWriteCloser, error) {
 		h, g := socketPair(t)
+		if _, err := io.WriteString(h, mux.Preamble); err != nil {
+			return nil, err
+		}
 		cl, err := mux.NewClient(h)
 		if err != nil {
 			return nil, err

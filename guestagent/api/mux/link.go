@@ -25,8 +25,8 @@ type LinkState struct {
 
 // Default keepalive of a Link: a dead carrier is noticed within Interval+Timeout.
 const (
-	DefaultKeepAliveInterval = time.Second
-	DefaultKeepAliveTimeout  = 3 * time.Second
+	DefaultKeepAliveInterval = 500 * time.Millisecond
+	DefaultKeepAliveTimeout  = 4 * time.Second
 )
 
 // ErrLinkDown is wrapped by the errors of a Link that is not serving.
@@ -45,6 +45,11 @@ type Link struct {
 	Dial              Carrier
 	KeepAliveInterval time.Duration
 	KeepAliveTimeout  time.Duration
+	// ProveTimeout bounds the wait for the guest's first answer on a redialled carrier (the
+	// guest may have lost this carrier's start and wait for the next); it doubles after each
+	// failure up to 8 times. Before the guest has ever answered (boot) there is no bound.
+	// Zero means 5 s.
+	ProveTimeout time.Duration
 	// OnChange, when set, is called (from the Link's goroutine) each time the link goes up
 	// or down.
 	OnChange func(LinkState)
@@ -70,8 +75,19 @@ func (l *Link) Run(ctx context.Context) error {
 	l.mu.Unlock()
 	defer l.end()
 	delay := 50 * time.Millisecond
+	everUp, unproven := false, 0
 	for ctx.Err() == nil {
-		proven, err := l.session(ctx)
+		var bound time.Duration
+		if everUp {
+			bound = l.proveTimeout() << min(unproven, 3)
+		}
+		proven, err := l.session(ctx, bound)
+		everUp = everUp || proven
+		if proven {
+			unproven = 0
+		} else {
+			unproven++
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -103,7 +119,7 @@ func (l *Link) end() {
 }
 
 // session dials one carrier and serves it until it dies; proven says the guest answered.
-func (l *Link) session(ctx context.Context) (proven bool, err error) {
+func (l *Link) session(ctx context.Context, proveBound time.Duration) (proven bool, err error) {
 	conn, err := l.Dial(ctx)
 	if err != nil {
 		return false, err
@@ -123,7 +139,7 @@ func (l *Link) session(ctx context.Context) (proven bool, err error) {
 		c.Close()
 		conn.Close()
 	}()
-	if err := l.prove(ctx, c); err != nil {
+	if err := l.prove(ctx, c, proveBound); err != nil {
 		return false, err
 	}
 	l.mu.Lock()
@@ -141,10 +157,16 @@ func (l *Link) session(ctx context.Context) (proven bool, err error) {
 	return true, err
 }
 
-// prove waits for the guest to answer a ping on a new session. Pings are resent every
-// timeout in case one was lost while the guest reopened its port; none is timed out as a
-// failure, since the guest agent may not run yet.
-func (l *Link) prove(ctx context.Context, c *Client) error {
+// prove waits for the guest to answer a ping on a new session, for at most bound (0: no
+// bound, the guest agent may not run yet). Pings are resent every keepalive timeout in case
+// one was lost while the guest reopened its port.
+func (l *Link) prove(ctx context.Context, c *Client, bound time.Duration) error {
+	var expired <-chan time.Time
+	if bound > 0 {
+		t := time.NewTimer(bound)
+		defer t.Stop()
+		expired = t.C
+	}
 	answered := make(chan struct{}, 1)
 	send := func() {
 		go func() {
@@ -167,10 +189,19 @@ func (l *Link) prove(ctx context.Context, c *Client) error {
 			return fmt.Errorf("%w: the carrier closed before the guest answered", ErrLinkDown)
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-expired:
+			return fmt.Errorf("%w: the guest did not answer on a new carrier within %v", ErrLinkDown, bound)
 		case <-t.C:
 			send()
 		}
 	}
+}
+
+func (l *Link) proveTimeout() time.Duration {
+	if l.ProveTimeout > 0 {
+		return l.ProveTimeout
+	}
+	return 5 * time.Second
 }
 
 // watch pings the proven session until a ping goes unanswered or the session ends.

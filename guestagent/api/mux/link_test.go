@@ -68,6 +68,8 @@ type hostCarrier struct {
 	dials int
 	held  chan struct{}
 	cur   *stallable
+	// stallNext makes the next carrier dialled mute from the start.
+	stallNext bool
 }
 
 func (h *hostCarrier) dial(ctx context.Context) (io.ReadWriteCloser, error) {
@@ -84,6 +86,10 @@ func (h *hostCarrier) dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	hc, gc := socketPair(h.t)
 	s := &stallable{Conn: hc, closed: make(chan struct{})}
 	h.mu.Lock()
+	if h.stallNext {
+		s.stalled.Store(true)
+		h.stallNext = false
+	}
 	h.dials++
 	h.cur = s
 	h.mu.Unlock()
@@ -245,5 +251,33 @@ func TestLinkDialAfterRunEndsFails(t *testing.T) {
 	<-done
 	if _, err := l.DialGuest(context.Background(), 9); !errors.Is(err, ErrLinkDown) {
 		t.Errorf("dial after the link ended: %v, want ErrLinkDown", err)
+	}
+}
+
+// TestLinkGivesUpOnAMuteRedial: a redialled carrier on which the guest never answers (it lost
+// the carrier's start) is dropped after ProveTimeout and the next one is tried.
+func TestLinkGivesUpOnAMuteRedial(t *testing.T) {
+	g := newGuestSide(t)
+	h := &hostCarrier{t: t, g: g}
+	states := make(chan LinkState, 16)
+	l := &Link{Dial: h.dial, KeepAliveInterval: 20 * time.Millisecond, KeepAliveTimeout: 2 * time.Second,
+		ProveTimeout: 100 * time.Millisecond, OnChange: func(s LinkState) { states <- s }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wantState(t, states, true)
+	h.mu.Lock()
+	h.stallNext = true
+	h.mu.Unlock()
+	l.Cut()
+	wantState(t, states, false)
+	wantState(t, states, true)
+	echo(t, l, "third carrier")
+	h.mu.Lock()
+	dials := h.dials
+	h.mu.Unlock()
+	if dials != 3 {
+		t.Errorf("%d dials, want 3 (first, mute, good)", dials)
 	}
 }

@@ -27,6 +27,12 @@ const (
 	statusNoService byte = 1
 )
 
+// Preamble starts every carrier the host opens on a serial port, before the token (if any)
+// and the session. A guest session that missed the host's hang-up reads it as a frame with a
+// bad version and ends; the guest's next session skips whatever precedes the preamble (the
+// tail of the old host session) and starts exactly where the new one does.
+const Preamble = "MACHINE-SESSION-1\n"
+
 // ErrNoService is returned by DialGuest when the guest does not serve the service.
 var ErrNoService = errors.New("guest does not serve this service")
 

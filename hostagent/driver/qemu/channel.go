@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/machine-run/machine/guestagent/api/mux"
 )
 
 // The agent channel is QEMU's end of the virtio-serial port, a socket chardev the host agent
@@ -113,7 +115,7 @@ func dialAgent(ctx context.Context, h Host, exited <-chan struct{}) (net.Conn, e
 		var dialer net.Dialer
 		conn, err := dialer.DialContext(ctx, network, addr)
 		if err == nil {
-			if err := sendToken(conn, h.Token); err != nil {
+			if err := sendPreamble(conn, h.Token); err != nil {
 				conn.Close()
 				return nil, fmt.Errorf("qemu: channel %s: %w", addr, err)
 			}
@@ -130,13 +132,15 @@ func dialAgent(ctx context.Context, h Host, exited <-chan struct{}) (net.Conn, e
 	}
 }
 
-// sendToken writes the token line the guest checks before it serves the channel.
-func sendToken(w io.Writer, token string) error {
-	if token == "" {
-		return nil
+// sendPreamble starts a carrier: the preamble that lets the guest find where this session
+// begins, then the token line the guest checks (when there is one).
+func sendPreamble(w io.Writer, token string) error {
+	p := mux.Preamble
+	if token != "" {
+		p += token + "\n"
 	}
-	if _, err := io.WriteString(w, token+"\n"); err != nil {
-		return fmt.Errorf("send token: %w", err)
+	if _, err := io.WriteString(w, p); err != nil {
+		return fmt.Errorf("send preamble: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package qemu
 import (
 	"bufio"
 	"context"
+	"github.com/machine-run/machine/guestagent/api/mux"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -108,8 +109,10 @@ func TestDialAgentTCP(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		got <- line
+		br := bufio.NewReader(c)
+		pre, _ := br.ReadString('\n')
+		line, _ := br.ReadString('\n')
+		got <- pre + line
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -118,8 +121,8 @@ func TestDialAgentTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if line := <-got; line != h.Token+"\n" {
-		t.Fatalf("QEMU's end read %q first, want the token line", line)
+	if line := <-got; line != mux.Preamble+h.Token+"\n" {
+		t.Fatalf("QEMU's end read %q first, want the preamble and the token line", line)
 	}
 }
 
