@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/machine-run/machine/internal/logrotate"
 	"io"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 func newLogsCommand() *cobra.Command {
 	var follow bool
+	var boot int
 	cmd := &cobra.Command{
 		Use:   "logs [NAME]",
 		Short: "Show a machine's host-agent log and serial console (guest kernel and agent)",
@@ -22,19 +24,27 @@ func newLogsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if boot > 0 || -boot > keptBoots {
+				return fmt.Errorf("--boot %d: give 0 (this boot) or -1 to -%d (earlier boots)", boot, keptBoots)
+			}
+			if boot < 0 && follow {
+				return fmt.Errorf("--follow shows the current boot only; drop --boot %d", boot)
+			}
+			agentLog, serialLog := logrotate.Generation(m.AgentLog(), -boot), logrotate.Generation(m.SerialLog(), -boot)
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "==> %s <==\n", m.AgentLog())
-			if err := copyFile(out, m.AgentLog()); err != nil {
+			fmt.Fprintf(out, "==> %s <==\n", agentLog)
+			if err := copyFile(out, agentLog); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "\n==> %s <==\n", m.SerialLog())
+			fmt.Fprintf(out, "\n==> %s <==\n", serialLog)
 			if !follow {
-				return copyFile(out, m.SerialLog())
+				return copyFile(out, serialLog)
 			}
-			return followFile(cmd.Context(), out, m.SerialLog())
+			return followFile(cmd.Context(), out, serialLog)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing the serial console as it grows")
+	cmd.Flags().IntVar(&boot, "boot", 0, "which boot's logs: 0 is the current one, -1 the one before (up to -5)")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/machine-run/machine/internal/logrotate"
 	"io"
 	"os"
 	"os/exec"
@@ -127,11 +128,21 @@ func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) 
 	return nil
 }
 
+// keptBoots is how many earlier boots' logs a machine keeps.
+const keptBoots = 5
+
 // launchAgent clears what a dead host agent left and spawns a new one for m.
 func launchAgent(out io.Writer, m *store.Machine, cfg *store.Config, agentDone chan<- error) error {
 	cleanStale(m)
 	if err := os.WriteFile(m.EventsPath(), nil, 0o600); err != nil {
 		return err
+	}
+	// One console and host-agent log per boot: the last boot's crash survives this start
+	// (`machine logs --boot -1`), and a crash is classified from this boot's console only.
+	for _, p := range []string{m.SerialLog(), m.AgentLog()} {
+		if err := logrotate.Rotate(p, keptBoots); err != nil {
+			return fmt.Errorf("machine %q: %w", m.Name, err)
+		}
 	}
 	fmt.Fprintf(out, "Starting machine %q (%s, %d CPUs, %d MiB)\n", m.Name, cfg.Arch, cfg.CPUs, cfg.MemoryMiB)
 	return spawnAgent(m, agentDone)
