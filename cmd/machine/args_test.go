@@ -136,6 +136,7 @@ func TestExitCodes(t *testing.T) {
 		{fmt.Errorf("machine %q: %w", "x", guestExit{3}), 3},
 		{fmt.Errorf("build arm64 image: %w", toolErr), exitTool},
 		{usageError{errors.New("unknown command")}, exitUsage},
+		{fmt.Errorf("machine %q: %w", "x", errRolledBack{"upgrade rolled back: ..."}), exitRolledBack},
 		// Another program's exit status is never passed through as ours.
 		{fmt.Errorf("something ran: %w", realExit), exitError},
 	} {

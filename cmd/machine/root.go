@@ -79,7 +79,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &te):
 		return exitTool
-	case errors.Is(err, errRolledBack):
+	case errors.As(err, new(errRolledBack)):
 		return exitRolledBack
 	}
 	return exitError

@@ -51,8 +51,10 @@ rolled back; the machine then runs the previous image).`,
 }
 
 // errRolledBack is returned when the upgraded image failed its first boot and the previous
-// one was put back.
-var errRolledBack = errors.New("upgrade rolled back")
+// one was put back; its message is hostagent.RollbackMessage.
+type errRolledBack struct{ msg string }
+
+func (e errRolledBack) Error() string { return e.msg }
 
 func runUpgrade(ctx context.Context, out, progress io.Writer, o *upgradeOptions, name string) error {
 	m, _, err := existingMachine(name)
@@ -91,7 +93,7 @@ func runUpgrade(ctx context.Context, out, progress io.Writer, o *upgradeOptions,
 		return err
 	}
 	if u := cfg.Upgrade; u != nil && u.State == store.UpgradeRolledBack && u.RolledBack != nil && u.RolledBack.After(began) {
-		return fmt.Errorf("machine %q: %w: %s", name, errRolledBack, hostagent.RollbackMessage(u))
+		return fmt.Errorf("machine %q: %w", name, errRolledBack{hostagent.RollbackMessage(u)})
 	}
 	fmt.Fprintf(out, "Machine %q upgraded\n", name)
 	return nil
