@@ -16,7 +16,7 @@ endif
 export CGO_ENABLED ?= $(MACHINE_CGO)
 CODESIGN_IDENTITY ?= -
 
-.PHONY: all machine agents image test e2e bench faults check codesign release clean deps quickstart ci
+.PHONY: all machine agents image test e2e bench faults check codesign release clean deps quickstart ci fuzz
 
 all: machine agents
 
@@ -92,4 +92,15 @@ quickstart:
 ci: deps
 	$(MAKE) check
 	$(MAKE) test
+	$(MAKE) fuzz
 	$(MAKE) e2e
+
+# Fuzz each decoder the host or guest applies to the other side's bytes, for FUZZTIME each
+# (the checked-in corpora under testdata/fuzz also run in every `make test`).
+FUZZTIME ?= 10s
+FUZZ_TARGETS = ./guestagent/api/mux:FuzzStreamHeader ./guestagent/api:FuzzReadFrame \
+	./guestagent/api:FuzzReadDatagram ./guestagent/api:FuzzDecodeEvent \
+	./guestagent/api:FuzzDecodeExecRequest ./guestagent/boot:FuzzDetectDisk
+fuzz:
+	for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done

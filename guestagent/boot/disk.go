@@ -38,7 +38,9 @@ func DetectDisk(path string) (DiskKind, error) {
 	defer f.Close()
 	buf := make([]byte, blankProbe)
 	n, err := io.ReadFull(f, buf)
-	if err != nil && err != io.ErrUnexpectedEOF {
+	// A disk shorter than the probe is not a read error: io.EOF is a 0-byte (truncated) disk,
+	// which must be reported as such below (the fuzzer found it reported as "read: EOF").
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return DiskOther, fmt.Errorf("data disk %s: read: %w", path, err)
 	}
 	buf = buf[:n]
