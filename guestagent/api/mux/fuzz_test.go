@@ -43,7 +43,7 @@ func FuzzStreamHeader(f *testing.F) {
 			b, _ := io.ReadAll(c)
 			got <- b
 		}()
-		sess, err := yamux.Client(hc, config())
+		sess, err := yamux.Client(hc, config(false))
 		if err != nil {
 			t.Fatal(err)
 		}
