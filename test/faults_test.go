@@ -232,6 +232,16 @@ func testAgentKilled(t *testing.T, name, ctxName string) {
 	io.CopyN(f, rand.NewChaCha8([32]byte{7}), 100<<20)
 	f.Close()
 	docker(t, ctxName, "", "run", "-d", "--name", "keeper", "-v", "keep:/keep", "busybox:e2e", "sh", "-c", "echo kept > /keep/marker && sleep 100000")
+	// The marker must be on disk before the kill for the restart to owe it (the VM dies with
+	// its host agent, like a power loss).
+	for end := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if r := run(t, time.Minute, "", env.bin, "shell", name, "--", "sh", "-c", "grep -qs kept /var/lib/docker/volumes/keep/_data/marker && sync"); r.code == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the marker never reached the volume")
+		}
+	}
 
 	type client struct {
 		what string
