@@ -7,16 +7,12 @@ import (
 	"context"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/inetaf/tcpproxy"
 )
 
 // Dial opens the destination for one source connection.
 type Dial func(ctx context.Context) (net.Conn, error)
-
-// DialTimeout bounds opening the far end of one proxied connection.
-const DialTimeout = 60 * time.Second
 
 // Proxy copies between src and a connection from dial until both directions are done, or
 // ctx ends, which closes both ends at once. If dial fails, onDialError (may be nil) is told
@@ -34,11 +30,6 @@ func Proxy(ctx context.Context, src net.Conn, dial Dial, onDialError func(error)
 	})
 	defer stop()
 	dp := &tcpproxy.DialProxy{
-		// A burst of connections (thousands at once, as a load test or a connection pool
-		// opens) queues its stream opens in the guest; under emulation the last ones take
-		// longer than tcpproxy's default 10 s. A local stream open that takes longer than
-		// a TCP connect's usual patience is a dead guest, which the channel watch reports.
-		DialTimeout: DialTimeout,
 		DialContext: func(dctx context.Context, _, _ string) (net.Conn, error) {
 			// DialProxy's context carries its dial timeout; ctx ending must cancel it too.
 			dctx, cancel := context.WithCancel(dctx)
