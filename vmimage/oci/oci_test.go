@@ -94,6 +94,29 @@ func pull(t *testing.T, c *Cache, ref, arch string) (*Image, error) {
 	return c.Pull(context.Background(), ref, PullOptions{Remote: testRemote(), Arch: arch})
 }
 
+// pushedV1 starts a registry, pushes one amd64 image of rootSize bytes as machine/image:v1
+// and returns its reference, the registry's request recorder and an empty cache.
+func pushedV1(t *testing.T, rootSize int) (ref string, rec *recorder, c *Cache) {
+	t.Helper()
+	host, rec := newRegistry(t)
+	ref = host + "/machine/image:v1"
+	r := testRemote()
+	if _, err := r.Push(context.Background(), ref, fakeImage(t, "amd64", rootSize)); err != nil {
+		t.Fatal(err)
+	}
+	return ref, rec, &Cache{Dir: t.TempDir()}
+}
+
+// mustPull pulls ref for amd64 into c and fails the test on error.
+func mustPull(t *testing.T, c *Cache, ref string) *Image {
+	t.Helper()
+	img, err := pull(t, c, ref, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
 func sameFiles(t *testing.T, want, got string) {
 	t.Helper()
 	for _, n := range []string{"vmlinuz", "initramfs.img", "root.img", vmimage.ManifestName} {
@@ -183,24 +206,12 @@ func TestPushIndexPullEachArch(t *testing.T) {
 }
 
 func TestSecondPullIsCacheHit(t *testing.T) {
-	host, rec := newRegistry(t)
-	ref := host + "/machine/image:v1"
-	r := testRemote()
-	if _, err := r.Push(context.Background(), ref, fakeImage(t, "amd64", 10_000)); err != nil {
-		t.Fatal(err)
-	}
-	c := &Cache{Dir: t.TempDir()}
-	first, err := pull(t, c, ref, "amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, rec, c := pushedV1(t, 10_000)
+	first := mustPull(t, c, ref)
 	if n := len(rec.blobGets()); n != 4 { // config + kernel + initramfs + root
 		t.Fatalf("first pull made %d blob GETs, want 4", n)
 	}
-	second, err := pull(t, c, ref, "amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := mustPull(t, c, ref)
 	if n := len(rec.blobGets()); n != 4 || !second.Cached || second.Downloaded != 0 || second.Digest != first.Digest {
 		t.Errorf("second pull: %d blob GETs in all, %+v", n, second)
 	}
@@ -343,24 +354,15 @@ func mustRead(t *testing.T, p string) []byte {
 }
 
 func TestRemoveRefusesImageInUse(t *testing.T) {
-	host, _ := newRegistry(t)
-	ref := host + "/machine/image:v1"
-	r := testRemote()
-	if _, err := r.Push(context.Background(), ref, fakeImage(t, "amd64", 10_000)); err != nil {
-		t.Fatal(err)
-	}
-	c := &Cache{Dir: t.TempDir()}
-	img, err := pull(t, c, ref, "amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, _, c := pushedV1(t, 10_000)
+	img := mustPull(t, c, ref)
 	users := func(d string) []string {
 		if d == img.Digest {
 			return []string{"default", "dev"}
 		}
 		return nil
 	}
-	_, err = c.Remove(context.Background(), ref, users)
+	_, err := c.Remove(context.Background(), ref, users)
 	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "default, dev") {
 		t.Fatalf("Remove of an image in use: %v", err)
 	}
@@ -426,16 +428,8 @@ func TestExportImportRoundTrip(t *testing.T) {
 }
 
 func TestImportRefusesTamperedBlob(t *testing.T) {
-	host, _ := newRegistry(t)
-	ref := host + "/machine/image:v1"
-	r := testRemote()
-	if _, err := r.Push(context.Background(), ref, fakeImage(t, "amd64", 30_000)); err != nil {
-		t.Fatal(err)
-	}
-	c := &Cache{Dir: t.TempDir()}
-	if _, err := pull(t, c, ref, "amd64"); err != nil {
-		t.Fatal(err)
-	}
+	ref, _, c := pushedV1(t, 30_000)
+	mustPull(t, c, ref)
 	var buf bytes.Buffer
 	if err := c.Export(ref, &buf); err != nil {
 		t.Fatal(err)
