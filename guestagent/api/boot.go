@@ -16,8 +16,10 @@ var InitramfsModules = []string{
 // crypto algorithm, which is only a softdep alias, so an image pruned to the dependency
 // closure otherwise lacks it (ext4: "Cannot load crc32c driver"; netfilter: "Unknown symbol").
 // binfmt_misc (a module in Debian's kernels) hands x86_64 programs to Rosetta in arm64 guests.
+// virtio_balloon (a module in Debian's kernels) reports freed pages to the host (QEMU's
+// free-page-reporting), which gives them back.
 var RootModules = []string{
-	"crc32c_generic", "virtio_net", "virtio_rng", "vmw_vsock_virtio_transport", "9p", "9pnet_virtio",
+	"crc32c_generic", "virtio_net", "virtio_rng", "virtio_balloon", "vmw_vsock_virtio_transport", "9p", "9pnet_virtio",
 	"ext4", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
 	"nf_nat", "nf_conntrack", "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "xt_nat",
 	"xt_tcpudp", "xt_mark", "iptable_nat", "iptable_filter", "ip6table_nat", "ip6table_filter",

@@ -112,6 +112,9 @@ func TestArgs(t *testing.T) {
 					t.Errorf("devices unexpectedly have %q", d)
 				}
 			}
+			if !strings.Contains(devs, "virtio-balloon-pci,free-page-reporting=on") {
+				t.Errorf("the balloon does not report free pages (memory a container freed would stay with QEMU):\n%s", devs)
+			}
 			if !strings.Contains(strings.Join(args, " "), "-no-reboot") {
 				t.Error("missing -no-reboot: a panicking guest would reboot instead of exiting")
 			}

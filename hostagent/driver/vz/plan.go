@@ -29,7 +29,10 @@ type Plan struct {
 	SerialLog string // the virtio console (hvc0) is appended to this file
 	Vsock     bool   // the guest agent's channel
 	Entropy   bool
-	Balloon   bool
+	// Balloon attaches Apple's traditional memory balloon. Virtualization.framework lets the
+	// host set a target size (inflate it to take memory back) but has no free page reporting:
+	// pages the guest frees are not given back unless the host shrinks the target.
+	Balloon bool
 }
 
 // Disk is one virtio block device backed by a disk image.
