@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -124,7 +125,8 @@ func (l *Link) session(ctx context.Context, proveBound time.Duration) (proven bo
 	if err != nil {
 		return false, err
 	}
-	c, err := NewClient(conn)
+	heard := &heardConn{ReadWriteCloser: conn}
+	c, err := NewClient(heard)
 	if err != nil {
 		conn.Close()
 		return false, err
@@ -146,7 +148,7 @@ func (l *Link) session(ctx context.Context, proveBound time.Duration) (proven bo
 	close(l.up)
 	l.mu.Unlock()
 	l.report(LinkState{Up: true})
-	err = l.watch(ctx, c)
+	err = l.watch(ctx, c, heard)
 	l.mu.Lock()
 	l.up = make(chan struct{})
 	l.mu.Unlock()
@@ -205,7 +207,7 @@ func (l *Link) proveTimeout() time.Duration {
 }
 
 // watch pings the proven session until a ping goes unanswered or the session ends.
-func (l *Link) watch(ctx context.Context, c *Client) error {
+func (l *Link) watch(ctx context.Context, c *Client, heard *heardConn) error {
 	t := time.NewTicker(l.interval())
 	defer t.Stop()
 	for {
@@ -216,29 +218,61 @@ func (l *Link) watch(ctx context.Context, c *Client) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if err := ping(c, l.timeout()); err != nil {
+		if err := ping(c, heard, l.timeout()); err != nil {
 			return err
 		}
 	}
 }
 
-// ping sends one ping and waits up to timeout for the answer.
-func ping(c *Client, timeout time.Duration) error {
+// ping sends one ping and waits up to timeout for the answer. A late answer is forgiven
+// while the guest's bytes keep arriving: its pong waits behind the frames it is sending (a
+// burst of stream opens, a bulk copy, a slow serial port under emulation), so the guest is
+// busy, not gone. Only a carrier silent for the whole timeout takes the link down.
+func ping(c *Client, heard *heardConn, timeout time.Duration) error {
 	res := make(chan error, 1)
 	go func() { _, err := c.sess.Ping(); res <- err }()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case err := <-res:
-		if err != nil {
-			return fmt.Errorf("%w: keepalive: %v", ErrLinkDown, err)
+	for {
+		select {
+		case err := <-res:
+			if err != nil {
+				return fmt.Errorf("%w: keepalive: %v", ErrLinkDown, err)
+			}
+			return nil
+		case <-c.Done():
+			return fmt.Errorf("%w: the carrier closed", ErrLinkDown)
+		case <-t.C:
 		}
-		return nil
-	case <-c.Done():
-		return fmt.Errorf("%w: the carrier closed", ErrLinkDown)
-	case <-t.C:
-		return fmt.Errorf("%w: the guest did not answer a keepalive within %v", ErrLinkDown, timeout)
+		silent := heard.silentFor()
+		if silent >= timeout {
+			return fmt.Errorf("%w: the guest did not answer a keepalive within %v", ErrLinkDown, timeout)
+		}
+		t.Reset(timeout - silent)
 	}
+}
+
+// heardConn records when the guest last sent anything.
+type heardConn struct {
+	io.ReadWriteCloser
+	last atomic.Int64 // UnixNano of the last read that returned bytes
+}
+
+func (h *heardConn) Read(p []byte) (int, error) {
+	n, err := h.ReadWriteCloser.Read(p)
+	if n > 0 {
+		h.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// silentFor is how long the carrier has delivered nothing (since it was opened, if never).
+func (h *heardConn) silentFor() time.Duration {
+	last := h.last.Load()
+	if last == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Since(time.Unix(0, last))
 }
 
 func (l *Link) report(s LinkState) {

@@ -70,6 +70,9 @@ type hostCarrier struct {
 	cur   *stallable
 	// stallNext makes the next carrier dialled mute from the start.
 	stallNext bool
+	// trickle, when set, slows what the guest writes to the host to about this many bytes
+	// per second, in small pieces, as a busy guest behind a slow serial port answers.
+	trickle int
 }
 
 func (h *hostCarrier) dial(ctx context.Context) (io.ReadWriteCloser, error) {
@@ -92,7 +95,11 @@ func (h *hostCarrier) dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	}
 	h.dials++
 	h.cur = s
+	rate := h.trickle
 	h.mu.Unlock()
+	if rate > 0 {
+		gc = &trickleConn{Conn: gc, rate: rate}
+	}
 	h.g.carriers <- gc
 	return s, nil
 }
@@ -117,6 +124,28 @@ func (s *stallable) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// trickleConn writes at most about rate bytes per second, 512 bytes at a time: bytes keep
+// arriving, but a frame queued behind a large one waits long.
+type trickleConn struct {
+	net.Conn
+	rate int
+}
+
+func (c *trickleConn) Write(p []byte) (int, error) {
+	const piece = 512
+	n := 0
+	for n < len(p) {
+		k := min(piece, len(p)-n)
+		time.Sleep(time.Duration(k) * time.Second / time.Duration(c.rate))
+		w, err := c.Conn.Write(p[n : n+k])
+		n += w
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (s *stallable) Close() error { s.once.Do(func() { close(s.closed) }); return s.Conn.Close() }
@@ -279,5 +308,46 @@ func TestLinkGivesUpOnAMuteRedial(t *testing.T) {
 	h.mu.Unlock()
 	if dials != 3 {
 		t.Errorf("%d dials, want 3 (first, mute, good)", dials)
+	}
+}
+
+// TestLinkKeepsABusySlowCarrier: a guest whose answers queue behind a large frame on a slow
+// port is busy, not gone. Its pongs arrive long after the keepalive timeout, but its bytes
+// keep coming, so the link must stay up and the stream carrying them must complete. (A 4,096
+// connection burst under emulation made the guest answer late: the link tore the session
+// down and every forwarded connection on it ended.)
+func TestLinkKeepsABusySlowCarrier(t *testing.T) {
+	g := newGuestSide(t)
+	h := &hostCarrier{t: t, g: g, trickle: 128 << 10}
+	l, states := startLink(t, h, 10*time.Millisecond, 100*time.Millisecond)
+	wantState(t, states, true)
+
+	const size = 256 << 10 // 2 s at the trickle's rate; each 32 KiB echo frame takes 250 ms
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := l.DialGuest(ctx, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		c.Write(make([]byte, size))
+		c.(*Conn).CloseWrite()
+	}()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil || n != size {
+		t.Errorf("echoed %d of %d bytes through a slow carrier: %v", n, size, err)
+	}
+	select {
+	case s := <-states:
+		t.Errorf("the link changed state while the guest was busy: %+v", s)
+	default:
+	}
+	h.mu.Lock()
+	dials := h.dials
+	h.mu.Unlock()
+	if dials != 1 {
+		t.Errorf("%d carrier dials, want 1", dials)
 	}
 }
