@@ -29,6 +29,9 @@ type Host struct {
 	// VsockCID, when non-zero, attaches vhost-vsock with this guest CID and makes the guest
 	// serve on vsock instead of the serial channel.
 	VsockCID uint32
+	// VsockFD, when non-zero, is QEMU's descriptor of an open /dev/vhost-vsock on which the
+	// host agent already claimed VsockCID (see chooseVsock).
+	VsockFD int
 	// AgentSocket is the unix socket where QEMU listens for the host end of the serial
 	// channel. When empty, QEMU listens on loopback TCP port AgentPort instead (Windows).
 	AgentSocket string
@@ -116,7 +119,11 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		"-qmp", qmpArg(host),
 	)
 	if host.VsockCID != 0 {
-		a = append(a, "-device", fmt.Sprintf("vhost-vsock-pci,guest-cid=%d", host.VsockCID))
+		dev := fmt.Sprintf("vhost-vsock-pci,guest-cid=%d", host.VsockCID)
+		if host.VsockFD != 0 {
+			dev += fmt.Sprintf(",vhostfd=%d", host.VsockFD)
+		}
+		a = append(a, "-device", dev)
 	} else {
 		chardev, err := agentChardev(host)
 		if err != nil {

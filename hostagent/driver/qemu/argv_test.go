@@ -58,6 +58,14 @@ func TestArgs(t *testing.T) {
 			absent:  []string{"virtio-serial-pci,id=vser0"},
 		},
 		{
+			name: "linux kvm amd64 vsock on a claimed device", arch: "amd64",
+			host:    Host{OS: "linux", Accel: AccelKVM, VsockCID: 1234, VsockFD: 3, AgentSocket: "/m/dev/agent.sock", QMPSocket: "/m/dev/qmp.sock"},
+			machine: "q35", accels: []string{"kvm"}, cpu: "host",
+			append:  []string{"machine.channel=vsock"},
+			devices: []string{"vhost-vsock-pci,guest-cid=1234,vhostfd=3"},
+			absent:  []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
+		},
+		{
 			name: "linux tcg arm64", arch: "arm64",
 			host:    Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a.sock", QMPSocket: "/q.sock"},
 			machine: "virt", accels: []string{"tcg,tb-size=256,thread=multi"}, cpu: "max,pauth-impdef=on",

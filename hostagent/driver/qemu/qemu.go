@@ -79,6 +79,10 @@ func (d *Driver) Start(ctx context.Context) error {
 	} else if o != nil {
 		slog.Warn("qemu: killed the QEMU left running by a host agent that was killed", "machine", d.cfg.Name, "pid", o.Pid)
 	}
+	vsock := d.useVsock()
+	if vsock != nil {
+		defer vsock.Close() // QEMU holds its own copy, and with it the CID
+	}
 	if err := d.host.prepareChannel(); err != nil {
 		return err
 	}
@@ -104,6 +108,9 @@ func (d *Driver) Start(ctx context.Context) error {
 	d.cmd = exec.Command(d.binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = childAttr()
+	if vsock != nil {
+		d.cmd.ExtraFiles = []*os.File{vsock.File()} // descriptor 3: Host.VsockFD
+	}
 	if err := startChild(d.cmd, d.exited); err != nil {
 		return fmt.Errorf("qemu: start %s: %w", d.binary, err)
 	}
@@ -133,6 +140,23 @@ func (d *Driver) Start(ctx context.Context) error {
 	}
 	d.startLink(conn)
 	return nil
+}
+
+// useVsock puts the guest channel on vhost-vsock where chooseVsock allows it (Linux with
+// KVM) and returns the device holding the claimed CID; otherwise the serial channel stays.
+func (d *Driver) useVsock() vsockDevice {
+	d.host.VsockCID, d.host.VsockFD = 0, 0
+	if d.host.OS != "linux" {
+		return nil
+	}
+	cid, dev, why := chooseVsock(d.host.Accel, openVhostVsock, d.cfg.Dir)
+	if dev == nil {
+		slog.Info("qemu: guest channel on the serial port", "machine", d.cfg.Name, "why not vsock", why)
+		return nil
+	}
+	slog.Info("qemu: guest channel on "+why, "machine", d.cfg.Name)
+	d.host.VsockCID, d.host.VsockFD = cid, 3
+	return dev
 }
 
 // startLink keeps the guest channel over conn, and over a fresh connection to QEMU's chardev

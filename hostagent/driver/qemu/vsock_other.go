@@ -14,3 +14,5 @@ import (
 func dialVsock(context.Context, uint32, uint32, <-chan struct{}) (net.Conn, error) {
 	return nil, fmt.Errorf("qemu: vsock: %w on this host", driver.ErrUnsupported)
 }
+
+func openVhostVsock() (vsockDevice, error) { return nil, errNoVhostVsock }
