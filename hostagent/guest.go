@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/machine-run/machine/internal/logrotate"
 	"io"
 	"net"
 	"net/http"
@@ -251,7 +252,10 @@ func crashMessage(m *store.Machine, err error) string {
 	if err != nil {
 		why += ": " + err.Error()
 	}
-	return fmt.Sprintf("machine %q: %s; see %s; run `machine start %s` to boot it again", m.Name, why, m.SerialLog(), m.Name)
+	// The next start rotates this boot's console to the first earlier generation: name both,
+	// so the hint still leads to the evidence after the restart it suggests.
+	return fmt.Sprintf("machine %q: %s; the console of that boot is %s (after the next start: %s, or `machine logs %s --boot -1`); run `machine start %s` to boot it again",
+		m.Name, why, m.SerialLog(), logrotate.Generation(m.SerialLog(), 1), m.Name, m.Name)
 }
 
 func readTail(path string, n int64) string {
