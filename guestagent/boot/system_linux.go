@@ -60,7 +60,8 @@ var baseMounts = []mount{
 	{"cgroup2", "/sys/fs/cgroup", "cgroup2", nodevExec, "nsdelegate", ""},
 }
 
-// MountBase mounts proc, sys, devpts, shm, mqueue, /run, /tmp and cgroup2.
+// MountBase mounts proc, sys, devpts, shm, mqueue, /run, /tmp and cgroup2, then makes the
+// whole tree shared (ShareTree) so that the data disk and shares mounted later are too.
 func MountBase() error {
 	var errs []error
 	for _, m := range baseMounts {
@@ -83,7 +84,21 @@ func MountBase() error {
 	for _, l := range [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}} {
 		os.Symlink(l[0], l[1])
 	}
+	if err := ShareTree("/"); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// ShareTree makes target and every mount below it shared (`mount --make-rshared`), as
+// systemd does for / on a Linux host. The kernel leaves a new root private; then bind mounts
+// with rslave or rshared propagation (`docker run -v SRC:DST:rslave`) fail with "not a shared
+// or slave mount". Mounts made later under a shared mount are shared as well.
+func ShareTree(target string) error {
+	if err := unix.Mount("", target, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s a shared mount tree: %w", target, err)
+	}
+	return nil
 }
 
 // LoadModules runs one `modprobe -a` for modules; a missing module is logged, not fatal.
