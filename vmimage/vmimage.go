@@ -38,9 +38,14 @@ const rootFSType = "squashfs"
 // is not installed but extracted apart (mmdebstrap's extract variant): only its kernel file
 // and modules are used, and skipping its maintainer scripts (initramfs, depmod over every
 // module) saves many minutes when the root of another architecture runs under qemu-user.
+//
+// Besides booting, the engine's whole API needs what Docker documents as its runtime
+// dependencies: procps (`ps`, which answers `docker top`), xz-utils (xz-compressed layers and
+// build contexts), git (`docker build` of a git URL) and pigz (parallel layer decompression).
 var Packages = []string{
 	"docker.io", "containerd", "runc", "iptables", "kmod", "e2fsprogs",
 	"ca-certificates", "iproute2", "mount",
+	"procps", "xz-utils", "git", "pigz",
 }
 
 // dpkgExcludes keep documentation, man pages and translations out of the root.
