@@ -25,6 +25,29 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The host docker CLI's plugins the workflow tests use, as every desktop Docker install has them:
+# Compose v2 and buildx (BuildKit). Debian bookworm has neither at a usable version; trixie's
+# static binaries run here. mmdebstrap's extract variant fetches just those packages (with its
+# defaults), and the plugins go where the docker CLI looks for system-wide plugins.
+plugin_dir=/usr/local/lib/docker/cli-plugins
+need=()
+docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+docker buildx version >/dev/null 2>&1 || need+=(docker-buildx)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing docker CLI plugins from Debian trixie: ${need[*]}"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  $sudo mmdebstrap --quiet --variant=extract --include="$(IFS=,; echo "${need[*]}")" trixie "$tmp/root.tar"
+  $sudo mkdir -p "$plugin_dir"
+  for p in "${need[@]}"; do
+    $sudo tar -xOf "$tmp/root.tar" "./usr/libexec/docker/cli-plugins/$p" >"$tmp/$p"
+    $sudo install -m 0755 "$tmp/$p" "$plugin_dir/$p"
+  done
+  docker compose version && docker buildx version
+fi
+
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
   echo "Go is needed (1.26 or newer): install it from your distribution or the Go project" >&2
   exit 1
