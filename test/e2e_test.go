@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,10 @@ func docker(t testing.TB, context string, stdin string, args ...string) string {
 		if attempt == 1 && crashed(t, name) {
 			t.Logf("machine %q crashed during `docker %s`; starting it again and retrying once", name, strings.Join(args, " "))
 			machine(t, "start", name)
+			// A named container the crashed run created would make the retry a name conflict.
+			if i := slices.Index(args, "--name"); len(args) > 0 && args[0] == "run" && i > 0 && i+1 < len(args) {
+				run(t, time.Minute, "", "docker", "--context", context, "rm", "-f", args[i+1])
+			}
 			continue
 		}
 		t.Fatalf("docker %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
