@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/machine-run/machine/internal/logrotate"
 	"log/slog"
 	"os"
 
@@ -21,7 +22,8 @@ func newHostAgentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			// stderr is this boot's hostagent.log (machine start rotates one per boot).
+			log := slog.New(slog.NewTextHandler(&logrotate.Capped{F: os.Stderr, Max: agentLogMax, Head: agentLogHead}, nil))
 			return hostagent.Run(cmd.Context(), hostagent.Options{
 				Machine: m, Config: cfg, NewDriver: newDriver(cfg), Logger: log,
 				FaultInjection: os.Getenv("MACHINE_FAULT_INJECTION") == "1",
@@ -29,3 +31,10 @@ func newHostAgentCommand() *cobra.Command {
 		},
 	}
 }
+
+// The host agent's log of one boot stays under agentLogMax: its first agentLogHead bytes
+// and the latest output.
+const (
+	agentLogMax  = 16 << 20
+	agentLogHead = 1 << 20
+)
