@@ -246,7 +246,7 @@ func ping(c *Client, heard *heardConn, timeout time.Duration) error {
 		}
 		silent := heard.silentFor()
 		if silent >= timeout {
-			return fmt.Errorf("%w: the guest did not answer a keepalive within %v", ErrLinkDown, timeout)
+			return fmt.Errorf("%w: the guest did not answer a keepalive within %v (nothing heard for %v)", ErrLinkDown, timeout, silent.Round(time.Millisecond))
 		}
 		t.Reset(timeout - silent)
 	}

@@ -126,7 +126,7 @@ func (s *stallable) Read(p []byte) (int, error) {
 	}
 }
 
-// trickleConn writes at most about rate bytes per second, 512 bytes at a time: bytes keep
+// trickleConn writes at most about rate bytes per second, 256 bytes at a time: bytes keep
 // arriving, but a frame queued behind a large one waits long.
 type trickleConn struct {
 	net.Conn
@@ -134,7 +134,7 @@ type trickleConn struct {
 }
 
 func (c *trickleConn) Write(p []byte) (int, error) {
-	const piece = 512
+	const piece = 256
 	n := 0
 	for n < len(p) {
 		k := min(piece, len(p)-n)
@@ -318,11 +318,13 @@ func TestLinkGivesUpOnAMuteRedial(t *testing.T) {
 // down and every forwarded connection on it ended.)
 func TestLinkKeepsABusySlowCarrier(t *testing.T) {
 	g := newGuestSide(t)
-	h := &hostCarrier{t: t, g: g, trickle: 128 << 10}
-	l, states := startLink(t, h, 10*time.Millisecond, 100*time.Millisecond)
+	// 16 KiB echoed at 8 KiB/s: one frame that takes 2 s, a piece every 31 ms, and pongs that
+	// wait behind it for up to 2 s against a 500 ms keepalive timeout.
+	h := &hostCarrier{t: t, g: g, trickle: 8 << 10}
+	l, states := startLink(t, h, 10*time.Millisecond, 500*time.Millisecond)
 	wantState(t, states, true)
 
-	const size = 256 << 10 // 2 s at the trickle's rate; each 32 KiB echo frame takes 250 ms
+	const size = 16 << 10
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := l.DialGuest(ctx, 9)

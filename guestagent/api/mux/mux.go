@@ -59,7 +59,7 @@ type Client struct {
 
 // NewClient starts the host end over conn (the host side of the serial port).
 func NewClient(conn io.ReadWriteCloser) (*Client, error) {
-	s, err := yamux.Client(conn, config(false))
+	s, err := yamux.Client(&frameWriter{ReadWriteCloser: conn}, config(false))
 	if err != nil {
 		return nil, fmt.Errorf("guest channel: %w", err)
 	}
@@ -121,7 +121,7 @@ type Server struct {
 
 // NewServer starts the guest end over conn (the opened /dev/virtio-ports device).
 func NewServer(conn io.ReadWriteCloser) (*Server, error) {
-	s, err := yamux.Server(conn, config(true))
+	s, err := yamux.Server(&frameWriter{ReadWriteCloser: conn}, config(true))
 	if err != nil {
 		return nil, fmt.Errorf("guest channel: %w", err)
 	}
