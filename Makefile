@@ -5,6 +5,8 @@ IMAGE_ARCHES ?= $(ARCHES)
 # IMAGE_REF is the registry reference a release pulls on first start when no image is built
 # (empty: development builds say how to get one).
 IMAGE_REF ?=
+# VERSION names the build in `machine version`: a release tag, or the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 HOST_OS   := $(shell $(GO) env GOOS)
 # On macOS bin/machine is built with cgo (the vz driver) and signed with the virtualization
 # entitlement, ad hoc unless CODESIGN_IDENTITY names one; elsewhere everything is CGO_ENABLED=0.
@@ -21,7 +23,7 @@ CODESIGN_IDENTITY ?= -
 all: machine agents
 
 machine:
-	CGO_ENABLED=$(MACHINE_CGO) $(GO) build -trimpath -ldflags '-X main.defaultImageRef=$(IMAGE_REF)' -o bin/machine ./cmd/machine
+	CGO_ENABLED=$(MACHINE_CGO) $(GO) build -trimpath -ldflags '-X main.defaultImageRef=$(IMAGE_REF) -X github.com/machine-run/machine/internal/buildinfo.version=$(VERSION)' -o bin/machine ./cmd/machine
 ifeq ($(HOST_OS),darwin)
 	codesign --force --sign "$(CODESIGN_IDENTITY)" --entitlements hostagent/driver/vz/entitlements.plist bin/machine
 endif

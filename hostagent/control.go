@@ -15,6 +15,7 @@ import (
 	"github.com/inetaf/tcpproxy"
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/store"
+	"github.com/machine-run/machine/internal/buildinfo"
 	"github.com/machine-run/machine/internal/streamproxy"
 )
 
@@ -55,6 +56,8 @@ type Status struct {
 	Upgrade *store.Upgrade   `json:"upgrade,omitempty"`
 	// ChannelError says why the guest channel is down (State is then "degraded").
 	ChannelError string `json:"channel_error,omitempty"`
+	// AgentVersion is the build of the running host agent (see internal/buildinfo).
+	AgentVersion string `json:"agent_version,omitempty"`
 }
 
 func (a *Agent) status(ctx context.Context) Status {
@@ -67,6 +70,7 @@ func (a *Agent) status(ctx context.Context) Status {
 		UptimeSeconds: time.Since(a.started).Seconds(),
 		Error:         a.lastErr,
 		ChannelError:  a.channelErr,
+		AgentVersion:  buildinfo.Version(),
 	}
 	a.mu.Unlock()
 	if s.Ready {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/machine-run/machine/internal/buildinfo"
 	"github.com/machine-run/machine/vmimage"
 )
 
@@ -45,7 +46,11 @@ func newRootCommand() *cobra.Command {
 		newImageCommand(),
 		newUpgradeCommand(),
 		newHostAgentCommand(),
+		newVersionCommand(),
 	)
+	root.Version = buildinfo.Version()
+	root.SetVersionTemplate(versionTemplate())
+	completeNames(root)
 	strictArgs(root)
 	return root
 }
