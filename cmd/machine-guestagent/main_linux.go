@@ -248,6 +248,9 @@ func (a *agent) dataDisk(ctx context.Context) bool {
 	if d.Check != "" {
 		detail += "; fsck: " + d.Check
 	}
+	if d.Grown != "" {
+		detail += "; " + d.Grown
+	}
 	a.state.Phase(api.PhaseDataDisk, detail)
 	a.log.Info("phase", "name", api.PhaseDataDisk, "detail", detail)
 	return true

@@ -71,6 +71,8 @@ type DataDisk struct {
 	// Check says why this boot checked the filesystem (e2fsck -p) and what the check did;
 	// empty when it was left clean.
 	Check string `json:"check,omitempty"`
+	// Grown says how this boot grew the filesystem to a disk made larger on the host.
+	Grown string `json:"grown,omitempty"`
 }
 
 // Info is the answer of GET /v1/info on the control service.

@@ -159,6 +159,13 @@ func PrepareData(ctx context.Context, r *reaper.Reaper, log *slog.Logger, dev, m
 	if err := unix.Mount(dev, mountPoint, "ext4", unix.MS_NOATIME, ""); err != nil {
 		return d, fmt.Errorf("data disk %s: mount on %s: %w", dev, mountPoint, err)
 	}
+	if kind == DiskExt4 { // the host may have grown the disk (machine set --disk)
+		grown, err := GrowData(ctx, reaperRunner(r), log, dev)
+		if err != nil {
+			log.Warn("data disk: grow", "err", err) // the disk works at its old size
+		}
+		d.Grown = grown
+	}
 	for _, name := range sortedKeys(DataDirs) {
 		src, dst := filepath.Join(mountPoint, name), DataDirs[name]
 		if err := os.MkdirAll(src, 0o710); err != nil {
