@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -221,7 +222,7 @@ func driverConfig(m *store.Machine, c *store.Config) (driver.Config, error) {
 		Cmdline:      img.Cmdline,
 		SerialLog:    m.SerialLog(),
 		HostForwards: c.QEMUHostForwards,
-		Shares:       driverShares(c.Shares),
+		Shares:       driverShares(c.Shares, c.ReadOnlyShares),
 		Rosetta:      driverRosetta(c),
 	}, nil
 }
@@ -236,14 +237,14 @@ func driverRosetta(c *store.Config) *driver.Rosetta {
 }
 
 // driverShares tags each shared folder and places it at its guest path.
-func driverShares(paths []string) []driver.Share {
+func driverShares(paths, readOnly []string) []driver.Share {
 	var out []driver.Share
 	for i, p := range paths {
 		gp, err := shares.CheckGuestPath(runtime.GOOS, p)
 		if err != nil {
 			continue // validated at create; a folder that became invalid is skipped, not fatal
 		}
-		out = append(out, driver.Share{Tag: fmt.Sprintf("share%d", i), HostPath: p, GuestPath: gp})
+		out = append(out, driver.Share{Tag: fmt.Sprintf("share%d", i), HostPath: p, GuestPath: gp, ReadOnly: slices.Contains(readOnly, p)})
 	}
 	return out
 }

@@ -94,7 +94,7 @@ func TestBrokenMachineIsShownAndRemovable(t *testing.T) {
 
 	// start with create flags on an existing machine refuses instead of ignoring them.
 	_, err = cli(t, "start", "ok", "--cpus", "1", "--memory", "2G")
-	if err == nil || !strings.Contains(err.Error(), `machine "ok" exists`) || !strings.Contains(err.Error(), "--cpus, --memory") || !strings.Contains(err.Error(), "machine rm ok") {
+	if err == nil || !strings.Contains(err.Error(), `machine "ok" exists`) || !strings.Contains(err.Error(), "--cpus, --memory") || !strings.Contains(err.Error(), "machine set ok --cpus") {
 		t.Errorf("start ok --cpus 1 --memory 2G: %v", err)
 	}
 }

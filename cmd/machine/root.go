@@ -47,6 +47,7 @@ func newRootCommand() *cobra.Command {
 		newUpgradeCommand(),
 		newHostAgentCommand(),
 		newVersionCommand(),
+		newSetCommand(),
 	)
 	root.Version = buildinfo.Version()
 	root.SetVersionTemplate(versionTemplate())

@@ -66,6 +66,10 @@ func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) 
 	if err != nil {
 		return err
 	}
+	if m.Exists() && len(o.createFlags) > 0 && settable(o.createFlags) {
+		return fmt.Errorf("machine %q exists: %s only apply when start creates a machine; change its settings with `machine set %s %s` (add --restart if it is running)",
+			name, strings.Join(o.createFlags, ", "), nameArg(name), strings.Join(o.createFlags, " ... ")+" ...")
+	}
 	if m.Exists() && len(o.createFlags) > 0 {
 		return fmt.Errorf("machine %q exists: %s only apply when start creates a machine, and its settings are not changed; remove the flags, or recreate it with `machine rm %s` and `machine create %s %s`",
 			name, strings.Join(o.createFlags, ", "), name, name, strings.Join(o.createFlags, " ..."+" ")+" ...")
@@ -244,4 +248,16 @@ func startFailed(m *store.Machine, err error) error {
 		err = fmt.Errorf("%w: %s", err, last.Message)
 	}
 	return fmt.Errorf("machine %q failed to start: %w\n  host agent log: %s\n  serial console: %s", m.Name, err, m.AgentLog(), m.SerialLog())
+}
+
+// settable reports whether every flag in flags can be changed with `machine set`.
+func settable(flags []string) bool {
+	for _, f := range flags {
+		switch f {
+		case "--cpus", "--memory", "--disk", "--share":
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -108,6 +108,8 @@ type Config struct {
 	// Shares are host folders mounted in the guest at the same path (Windows: /c/...), so
 	// `docker run -v "$PWD":/src` works. New machines share the user's home folder.
 	Shares []string `json:"shares"`
+	// ReadOnlyShares are the Shares mounted read-only (`machine set --share PATH:ro`).
+	ReadOnlyShares []string `json:"read_only_shares,omitempty"`
 	// Rosetta runs amd64 Linux programs in an arm64 machine through Apple's Rosetta (vz on
 	// Apple silicon; set with `create --rosetta`).
 	Rosetta bool `json:"rosetta"`
