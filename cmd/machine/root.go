@@ -48,6 +48,7 @@ func newRootCommand() *cobra.Command {
 		newHostAgentCommand(),
 		newVersionCommand(),
 		newSetCommand(),
+		newSocketCommand(),
 	)
 	root.Version = buildinfo.Version()
 	root.SetVersionTemplate(versionTemplate())
