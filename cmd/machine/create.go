@@ -41,7 +41,7 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.driver, "driver", defaultDriver(), "hypervisor driver: qemu or vz (macOS)")
 	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
 	home, _ := os.UserHomeDir()
-	f.StringSliceVar(&o.shares, "share", []string{home}, "host folder to mount in the machine at the same path (repeatable; --share= for none)")
+	f.StringSliceVar(&o.shares, "share", shares.DefaultPaths(runtime.GOOS, home), "host folder to mount in the machine at the same path (repeatable; --share= for none)")
 	f.StringSliceVar(&o.hostfwd, "qemu-hostfwd", nil, "QEMU user-network hostfwd rules (benchmarks)")
 	f.MarkHidden("qemu-hostfwd")
 	f.BoolVar(&o.rosetta, "rosetta", false, "run amd64 Linux programs in an arm64 machine with Apple's Rosetta (vz driver, Apple silicon, macOS 13+)")

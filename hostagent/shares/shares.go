@@ -108,3 +108,18 @@ func Default(goos, home string) []driver.Share {
 	}
 	return []driver.Share{{Tag: HomeTag, HostPath: home, GuestPath: gp}}
 }
+
+// DefaultPaths are the host folders a new machine shares unless told otherwise: the home
+// folder, and on macOS the temporary folders (/private/tmp, which /tmp links to, and
+// /var/folders, where $TMPDIR is), as Docker Desktop shares them, so `docker run -v
+// "$(mktemp -d)":/x` works.
+func DefaultPaths(goos, home string) []string {
+	var out []string
+	if home != "" {
+		out = append(out, home)
+	}
+	if goos == "darwin" {
+		out = append(out, "/private/tmp", "/var/folders")
+	}
+	return out
+}

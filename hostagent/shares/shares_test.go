@@ -3,6 +3,7 @@ package shares
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/machine-run/machine/hostagent/driver"
@@ -109,6 +110,21 @@ func TestDefault(t *testing.T) {
 	for _, tt := range tests {
 		if got := Default(tt.goos, tt.home); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Default(%s, %q) = %+v, want %+v", tt.goos, tt.home, got, tt.want)
+		}
+	}
+}
+
+func TestDefaultPaths(t *testing.T) {
+	if got := DefaultPaths("linux", "/home/ann"); len(got) != 1 || got[0] != "/home/ann" {
+		t.Errorf("linux defaults %q", got)
+	}
+	got := DefaultPaths("darwin", "/Users/ann")
+	if strings.Join(got, " ") != "/Users/ann /private/tmp /var/folders" {
+		t.Errorf("darwin defaults %q", got)
+	}
+	for _, p := range got {
+		if _, err := CheckGuestPath("darwin", p); err != nil {
+			t.Errorf("default share %s has no guest path: %v", p, err)
 		}
 	}
 }
