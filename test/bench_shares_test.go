@@ -1,0 +1,107 @@
+//go:build e2e
+
+package test
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// fsbenchImage loads an image holding busybox and the fsbench helper into a machine.
+func fsbenchImage(t testing.TB, ctxName, tag string) {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is needed on the host (apt-get install busybox-static): %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "fsbench")
+	build := exec.Command("go", "build", "-o", bin, "./fsbench")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+hostArch())
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build fsbench: %v\n%s", err, out)
+	}
+	fb, _ := os.ReadFile(bin)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"bin/", "tmp/", "proc/", "sys/"} {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
+	}
+	addFile(tw, "bin/busybox", bb, 0o755)
+	addFile(tw, "bin/fsbench", fb, 0o755)
+	tw.WriteHeader(&tar.Header{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	tw.Close()
+	docker(t, ctxName, buf.String(), "import", "-", tag)
+}
+
+// fsFigures runs fsbench's output lines ("name value unit") into a map.
+func fsFigures(out string) map[string]float64 {
+	m := map[string]float64{}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				m[f[0]] = v
+			}
+		}
+	}
+	return m
+}
+
+// benchShares measures, in one container, the shared host folder share (bind-mounted as
+// users do) against a volume on the machine's own disk: sequential write and read of a 256
+// MB file, creating, stat-ing and deleting 5,000 small files, and a `git status`-like walk
+// of a 20,000-file tree (made by the host in the share, and in the volume by the
+// container). It prints each figure with the ratio share/disk.
+func benchShares(b *testing.B, ctxName, share string) {
+	b.Helper()
+	fsbenchImage(b, ctxName, "fsbench:bench")
+	dir, err := os.MkdirTemp(share, "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	hostBin := filepath.Join(b.TempDir(), "fsbench-host")
+	if out, err := exec.Command("go", "build", "-o", hostBin, "./fsbench").CombinedOutput(); err != nil {
+		b.Fatalf("build fsbench: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(hostBin, "-tree", filepath.Join(dir, "tree"), "-mktree", "20000").CombinedOutput(); err != nil {
+		b.Fatalf("fsbench -mktree on the host: %v\n%s", err, out)
+	}
+	docker(b, ctxName, "", "volume", "create", "fsbench")
+	defer docker(b, ctxName, "", "volume", "rm", "-f", "fsbench")
+	out := docker(b, ctxName, "", "run", "--rm", "--privileged", "-v", dir+":/share", "-v", "fsbench:/disk", "fsbench:bench",
+		"sh", "-c", "fsbench -dir /share -tree /share/tree && echo === && fsbench -dir /disk -tree /disk/tree -mktree 20000")
+	shareOut, diskOut, ok := strings.Cut(out, "===")
+	if !ok {
+		b.Fatalf("fsbench printed no separator:\n%s", out)
+	}
+	sh, dk := fsFigures(shareOut), fsFigures(diskOut)
+	fmt.Printf("bind mount (9p share) vs the machine's disk (a volume), in one container:\n")
+	for _, row := range []struct{ key, label, unit string }{
+		{"seq_write_MBps", "sequential write 256 MB (fsync)", "MB/s"},
+		{"seq_read_MBps", "sequential read 256 MB (cold guest cache)", "MB/s"},
+		{"create_per_s", "create 5,000 files of 100 bytes", "files/s"},
+		{"stat_per_s", "stat 5,000 files", "files/s"},
+		{"delete_per_s", "delete 5,000 files", "files/s"},
+		{"walk_entries_per_s", "walk a 20,000-file tree (warm, as git status)", "entries/s"},
+	} {
+		s, d := sh[row.key], dk[row.key]
+		ratio := 0.0
+		if d > 0 {
+			ratio = s / d
+		}
+		fmt.Printf("    %-46s share %9.1f  disk %9.1f %-9s share/disk %5.1f%%\n", row.label, s, d, row.unit, 100*ratio)
+		b.ReportMetric(100*ratio, row.key+"_share/disk_%")
+	}
+	if i := strings.Index(out, "note could-not-drop-caches"); i >= 0 {
+		line, _, _ := strings.Cut(out[i:], "\n")
+		fmt.Printf("    (reads may have come from the guest's cache: %s)\n", line)
+	}
+}
