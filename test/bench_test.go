@@ -20,7 +20,8 @@ import (
 // BenchmarkMachine boots a machine under QEMU and prints, in one run: start-to-ready (first
 // boot with a blank disk, then a reboot), host-agent memory and idle CPU, publish-to-reachable
 // latency, and forwarding throughput and latency through machine's forwarder versus the raw
-// guest channel and QEMU's own hostfwd, with ratios. Run with -benchtime=1x.
+// guest channel and QEMU's own hostfwd, with ratios; memory given back after a container
+// freed 1 GiB; and the home share against the machine's disk. Run with -benchtime=1x.
 func BenchmarkMachine(b *testing.B) {
 	const name = "bench"
 	const ctxName = "machine-bench"
@@ -91,6 +92,10 @@ func BenchmarkMachine(b *testing.B) {
 	loadMBps := float64(st.Size()) / 1e6 / time.Since(began).Seconds()
 	fmt.Printf("docker load of %d MB through docker.sock: %.1f MB/s\n", st.Size()>>20, loadMBps)
 	b.ReportMetric(loadMBps, "load_MB/s")
+
+	benchMemory(b, name, ctxName, "busybox:bench")
+	home, _ := os.UserHomeDir() // the folder new machines share
+	benchShares(b, ctxName, home)
 }
 
 func phaseLines(out string) string {
