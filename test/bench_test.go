@@ -17,27 +17,19 @@ import (
 	"github.com/machine-run/machine/hostagent"
 )
 
-// BenchmarkMachine boots a machine under QEMU and prints, in one run: start-to-ready (first
-// boot with a blank disk, then a reboot), host-agent memory and idle CPU, publish-to-reachable
-// latency, and forwarding throughput and latency through machine's forwarder versus the raw
-// guest channel and QEMU's own hostfwd, with ratios; memory given back after a container
-// freed 1 GiB; and the home share against the machine's disk. Run with -benchtime=1x.
+// BenchmarkMachine boots a machine under QEMU and prints, in one run: start-to-ready (a first
+// boot on a blank disk, then four reboots, with phases, median, min and max), host-agent
+// memory and idle CPU, publish-to-reachable latency, forwarding throughput and latency
+// (machine's forwarder, the raw guest channel, QEMU's own hostfwd, with ratios), memory given
+// back after a container freed 1 GiB and the home share against the machine's disk. Run with
+// -benchtime=1x.
 func BenchmarkMachine(b *testing.B) {
 	const name = "bench"
 	const ctxName = "machine-bench"
 	machine(b, "create", name, "--image", latestImage(b, hostArch()), "--qemu-hostfwd", "tcp:127.0.0.1:19000-:9000")
 	defer machine(b, "rm", "--force", name)
 
-	for i, label := range []string{"first boot (blank disk)", "second boot"} {
-		began := time.Now()
-		out := machine(b, "start", name)
-		d := time.Since(began)
-		fmt.Printf("start to Docker-ready, %s: %.1fs\n%s", label, d.Seconds(), indent(phaseLines(out)))
-		b.ReportMetric(d.Seconds(), fmt.Sprintf("ready%d_s", i+1))
-		if i == 0 {
-			machine(b, "stop", name)
-		}
-	}
+	benchBoot(b, name)
 
 	agentPid := readPid(filepath.Join(env.home, name, "hostagent.pid"))
 	qemuPid := findQEMU(name)
