@@ -136,6 +136,7 @@ func TestMachine(t *testing.T) {
 				t.Errorf("host read %q written by the container", b)
 			}
 		}},
+		{"shared folder coherence with a running container", func(t *testing.T) { testShareCoherence(t, ctxName) }},
 		{"published ports", func(t *testing.T) { testPorts(t, ctxName) }},
 		{"no leaks after 10,000 connections; 1,024 at once", func(t *testing.T) { testConnections(t, name, ctxName) }},
 		{"docker logs -f", func(t *testing.T) {
