@@ -63,6 +63,7 @@ type Agent struct {
 	drv    driver.Driver
 	guest  *guestClient
 	ports  *portforward.Forwarder
+	idle   *idler // nil: auto-pause is off
 
 	stopReq chan bool     // true: force
 	forced  chan struct{} // closed when a stop escalates to force
@@ -143,6 +144,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		cw.WatchChannel(a.onChannel)
 	}
 	a.guest = newGuestClient(drv)
+	if a.idle = a.newIdler(drv); a.idle != nil {
+		a.drv = awakeDriver{Driver: drv, idle: a.idle}
+	}
 	a.ports = a.newForwarder()
 	cleanups = append(cleanups, a.ports.Close)
 	ctrl, err := a.serveControl(m.ControlSocket())
@@ -168,6 +172,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); a.followGuest(guestCtx) }()
+	if a.idle != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.idle.run(guestCtx) }()
+	}
 	cleanups = append(cleanups, func() error { stopGuest(); wg.Wait(); return nil })
 
 	select {
@@ -289,6 +297,12 @@ func (a *Agent) requestStop(force bool) {
 func (a *Agent) stop(force bool, vmDone <-chan error) error {
 	a.setState(StateStopping)
 	a.emit(Event{Type: EventStopping})
+	if !force {
+		// A paused guest cannot shut itself down.
+		if err := bounded(10*time.Second, a.idle.stop); err != nil {
+			a.log.Warn("resume before stop failed", "err", err)
+		}
+	}
 	method := StopKill
 	switch {
 	case force:

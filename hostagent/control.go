@@ -73,11 +73,15 @@ func (a *Agent) status(ctx context.Context) Status {
 		AgentVersion:  buildinfo.Version(),
 	}
 	a.mu.Unlock()
+	paused := a.idle.isPaused()
+	if paused && s.State == StateRunning {
+		s.State = StatePaused
+	}
 	if s.Ready {
 		s.DockerSocket = a.o.Machine.DockerSocket()
 		s.DockerContext = ContextName(a.o.Machine.Name)
 	}
-	if s.Ready && s.ChannelError == "" { // a down channel would only time the call out
+	if s.Ready && s.ChannelError == "" && !paused { // a down channel or paused guest would only time the call out
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if info, err := a.guest.info(ictx); err == nil {
 			s.GuestMemoryUsedMiB = float64(info.MemoryUsedKiB) / 1024

@@ -21,6 +21,8 @@ const (
 	EventStopped   = "stopped"    // the VM is off; StopMethod says how
 	EventError     = "error"      // something failed; Message says what and where to look
 	EventTimeSync  = "time-sync"  // the guest clock was pushed out of turn; Message says why
+	EventPaused    = "paused"     // auto-pause stopped the idle VM's CPUs; Message says after how long
+	EventResumed   = "resumed"    // a connection resumed the paused VM; Message says how fast
 )
 
 // Stop methods, from the cleanest to the bluntest.

@@ -198,6 +198,11 @@ func (a *Agent) keepTime(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if a.idle.isPaused() {
+			// Nothing to push to; the resume pushes the clock.
+			last = time.Now()
+			continue
+		}
 		now := time.Now()
 		if why := clockGap(now.Round(0).Sub(last.Round(0)), now.Sub(last), tick); why != "" {
 			a.pushTime(why)

@@ -21,7 +21,8 @@ import (
 // boot on a blank disk, then four reboots, with phases, median, min and max), host-agent
 // memory and idle CPU, publish-to-reachable latency, forwarding throughput and latency
 // (machine's forwarder, the raw guest channel, QEMU's own hostfwd, with ratios), memory given
-// back after a container freed 1 GiB and the home share against the machine's disk. Run with
+// back after a container freed 1 GiB, the home share against the machine's disk, and idle CPU
+// awake and auto-paused with the first request's latency on a paused machine. Run with
 // -benchtime=1x.
 func BenchmarkMachine(b *testing.B) {
 	const name = "bench"
@@ -88,6 +89,9 @@ func BenchmarkMachine(b *testing.B) {
 	benchMemory(b, name, ctxName, "busybox:bench")
 	home, _ := os.UserHomeDir() // the folder new machines share
 	benchShares(b, ctxName, home)
+	// Auto-pause needs a machine of its own (a short idle time), and the CPU figures a quiet host.
+	machine(b, "stop", name)
+	benchPause(b)
 }
 
 func phaseLines(out string) string {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,8 @@ type createOptions struct {
 	rosetta    bool
 	standIn    string
 	shares     []string
+	autoPause  bool
+	pauseAfter time.Duration
 	// progress shows a pull of the image, if create has to pull one (stderr).
 	progress io.Writer
 }
@@ -42,6 +45,8 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
 	home, _ := os.UserHomeDir()
 	f.StringSliceVar(&o.shares, "share", shares.DefaultPaths(runtime.GOOS, home), "host folder to mount in the machine at the same path (repeatable; --share= for none)")
+	f.BoolVar(&o.autoPause, "auto-pause", true, "pause the machine's CPUs while it is idle (no container running, no connection); the next connection resumes it")
+	f.DurationVar(&o.pauseAfter, "auto-pause-after", store.DefaultAutoPauseAfter, "idle time before an auto-pause")
 	f.StringSliceVar(&o.hostfwd, "qemu-hostfwd", nil, "QEMU user-network hostfwd rules (benchmarks)")
 	f.MarkHidden("qemu-hostfwd")
 	f.BoolVar(&o.rosetta, "rosetta", false, "run amd64 Linux programs in an arm64 machine with Apple's Rosetta (vz driver, Apple silicon, macOS 13+)")
@@ -85,6 +90,9 @@ func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machi
 	cfg := &store.Config{
 		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: mem, DiskGiB: disk,
 		Driver: o.driver, PublishAllInterfaces: o.publishAll, QEMUHostForwards: o.hostfwd,
+	}
+	if err := cfg.SetAutoPause(o.autoPause, o.pauseAfter); err != nil {
+		return nil, err
 	}
 	for _, p := range o.shares {
 		if p == "" {

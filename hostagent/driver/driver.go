@@ -36,6 +36,15 @@ type StateReporter interface {
 	ReportStates(fn func(state string))
 }
 
+// Pauser is an optional capability of drivers that can stop a running VM's vCPUs and let
+// them go on later (QEMU's QMP stop/cont, Apple's Pause/Resume): a paused VM keeps its memory
+// but costs no CPU. While paused, the guest channel must not be judged dead for not
+// answering. The host agent pauses an idle machine and resumes it on the next connection.
+type Pauser interface {
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+}
+
 // Config describes the VM a driver boots. Paths are absolute host paths.
 type Config struct {
 	Name      string // the machine's name

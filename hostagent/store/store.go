@@ -116,6 +116,9 @@ type Config struct {
 	// RosettaStandIn is a host folder holding an x86_64 interpreter as "rosetta", shared
 	// with a QEMU guest in Rosetta's place. Only tests set it (hidden `--rosetta-stand-in`).
 	RosettaStandIn string `json:"rosetta_stand_in,omitempty"`
+	// AutoPause, AutoPauseAfterSeconds: see AutoPauseIdle.
+	AutoPause             *bool `json:"auto_pause,omitempty"`
+	AutoPauseAfterSeconds int   `json:"auto_pause_after_seconds,omitempty"`
 }
 
 // Machine is one machine's folder.

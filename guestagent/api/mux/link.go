@@ -56,6 +56,8 @@ type Link struct {
 	OnChange func(LinkState)
 
 	mu      sync.Mutex
+	held    bool   // the VM is paused: keepalives are not sent or judged (see Hold)
+	holds   uint64 // counts Hold calls, so a ping that spanned a pause is not judged
 	cur     *Client
 	carrier io.Closer
 	up      chan struct{} // closed while cur is proven; replaced when it goes down
@@ -218,19 +220,46 @@ func (l *Link) watch(ctx context.Context, c *Client, heard *heardConn) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if err := ping(c, heard, l.timeout()); err != nil {
+		if held, _ := l.holdState(); held {
+			continue
+		}
+		if err := l.ping(c, heard, l.timeout()); err != nil {
 			return err
 		}
 	}
 }
 
+// Hold stops the keepalive while the VM is paused (a paused guest cannot answer); Release
+// starts it again. A ping sent before the pause is given a fresh timeout after it.
+func (l *Link) Hold() {
+	l.mu.Lock()
+	l.held = true
+	l.holds++
+	l.mu.Unlock()
+}
+
+// Release ends a Hold.
+func (l *Link) Release() {
+	l.mu.Lock()
+	l.held = false
+	l.mu.Unlock()
+}
+
+func (l *Link) holdState() (held bool, holds uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held, l.holds
+}
+
 // ping sends one ping and waits up to timeout for the answer. A late answer is forgiven
 // while the guest's bytes keep arriving: its pong waits behind the frames it is sending (a
 // burst of stream opens, a bulk copy, a slow serial port under emulation), so the guest is
-// busy, not gone. Only a carrier silent for the whole timeout takes the link down.
-func ping(c *Client, heard *heardConn, timeout time.Duration) error {
+// busy, not gone. Only a carrier silent for the whole timeout takes the link down. A wait
+// that a Hold (a paused VM) overlapped starts again.
+func (l *Link) ping(c *Client, heard *heardConn, timeout time.Duration) error {
 	res := make(chan error, 1)
 	go func() { _, err := c.sess.Ping(); res <- err }()
+	_, holds := l.holdState()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
@@ -243,6 +272,11 @@ func ping(c *Client, heard *heardConn, timeout time.Duration) error {
 		case <-c.Done():
 			return fmt.Errorf("%w: the carrier closed", ErrLinkDown)
 		case <-t.C:
+		}
+		if held, now := l.holdState(); held || now != holds {
+			holds = now
+			t.Reset(timeout)
+			continue
 		}
 		silent := heard.silentFor()
 		if silent >= timeout {
