@@ -20,6 +20,7 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/hostsvc"
 	"github.com/machine-run/machine/hostagent/shares"
 	"github.com/machine-run/machine/hostagent/store"
 	"github.com/machine-run/machine/internal/atomicfile"
@@ -143,6 +144,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if cw, ok := drv.(driver.ChannelWatcher); ok {
 		cw.WatchChannel(a.onChannel)
 	}
+	if hs, ok := drv.(driver.HostServer); ok {
+		svc := &hostsvc.Server{HostAccess: !o.Config.DisableHostAccess, Log: a.log}
+		hs.ServeHost(svc.Handler)
+		cleanups = append(cleanups, svc.Close)
+	}
 	a.guest = newGuestClient(drv)
 	if a.idle = a.newIdler(drv); a.idle != nil {
 		a.drv = awakeDriver{Driver: drv, idle: a.idle}
@@ -232,6 +238,7 @@ func driverConfig(m *store.Machine, c *store.Config) (driver.Config, error) {
 		HostForwards: c.QEMUHostForwards,
 		Shares:       driverShares(c.Shares, c.ReadOnlyShares),
 		Rosetta:      driverRosetta(c),
+		NoHostAccess: c.DisableHostAccess,
 	}, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/machine-run/machine/guestagent/engine"
 	gexec "github.com/machine-run/machine/guestagent/exec"
 	"github.com/machine-run/machine/guestagent/forward"
+	"github.com/machine-run/machine/guestagent/hostsvc"
 	"github.com/machine-run/machine/guestagent/initramfs"
 	"github.com/machine-run/machine/guestagent/ports"
 	"github.com/machine-run/machine/guestagent/reaper"
@@ -72,6 +73,8 @@ type agent struct {
 	engine *engine.Engine
 	params bootparams.Params
 
+	channel *transport.Channel
+
 	dataMounted  bool
 	shutdownOnce sync.Once
 }
@@ -120,10 +123,14 @@ func (a *agent) run() {
 		select {} // the error is reported; the host decides (shutdown still works)
 	}
 	a.network(ctx)
+	a.hostServices(ctx)
 	a.shares()
 	a.rosetta()
 
 	a.engine = &engine.Engine{Reaper: a.reaper, Log: a.log, Report: a.state, LogDir: "/var/lib/machine/logs"}
+	if !a.params.NoHostAccess {
+		a.engine.HostGatewayIP = api.HostGatewayIP
+	}
 	a.engine.Start(ctx)
 	go func() {
 		<-a.state.ReadyChan()
@@ -191,6 +198,7 @@ func (a *agent) serveChannel(ctx context.Context) {
 		a.log.Error("channel", "err", err)
 		return
 	}
+	a.channel = ch
 	ctl := &control.Service{
 		State:    a.state,
 		Shutdown: control.ShutdownFunc(a.shutdown),
@@ -268,6 +276,24 @@ func (a *agent) network(ctx context.Context) {
 	}
 	a.state.Phase(api.PhaseNetwork, detail)
 	a.log.Info("phase", "name", api.PhaseNetwork, "detail", detail)
+}
+
+// hostServices starts host.docker.internal and DNS through the host before the engine, so
+// dockerd and the first container already resolve through it.
+func (a *agent) hostServices(ctx context.Context) {
+	if a.channel == nil {
+		return
+	}
+	svc := &hostsvc.Service{
+		Dial: a.channel.DialHost, HostAccess: !a.params.NoHostAccess, Reaper: a.reaper, Log: a.log,
+		WriteResolvConf: func(server string) error { return boot.WriteResolvConf("/", server) },
+	}
+	if err := svc.Start(ctx); err != nil {
+		// Containers keep the hypervisor's DNS (resolv.conf is only rewritten on success).
+		a.log.Error("host services", "err", err)
+		return
+	}
+	a.log.Info("host services", "dns", api.DNSServerIP, "host_gateway", !a.params.NoHostAccess)
 }
 
 // shares mounts the host folders before the engine starts, so containers can bind-mount them.

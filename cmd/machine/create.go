@@ -24,6 +24,7 @@ type createOptions struct {
 	image      string
 	driver     string
 	publishAll bool
+	hostAccess bool
 	hostfwd    []string
 	rosetta    bool
 	standIn    string
@@ -43,6 +44,7 @@ func (o *createOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.image, "image", "", "guest image: a built image folder or a registry reference (default: $MACHINE_IMAGE, settings.json \"image\", the newest built image, then this build's default reference)")
 	f.StringVar(&o.driver, "driver", defaultDriver(), "hypervisor driver: qemu or vz (macOS)")
 	f.BoolVar(&o.publishAll, "publish-all-interfaces", false, "expose wildcard-published container ports on all host interfaces, not just loopback")
+	f.BoolVar(&o.hostAccess, "host-access", true, "let containers reach services on the host's loopback as host.docker.internal (TCP and UDP)")
 	home, _ := os.UserHomeDir()
 	f.StringSliceVar(&o.shares, "share", shares.DefaultPaths(runtime.GOOS, home), "host folder to mount in the machine at the same path (repeatable; --share= for none)")
 	f.BoolVar(&o.autoPause, "auto-pause", true, "pause the machine's CPUs while it is idle (no container running, no connection); the next connection resumes it")
@@ -90,6 +92,7 @@ func runCreate(ctx context.Context, o *createOptions, name string) (*store.Machi
 	cfg := &store.Config{
 		Name: name, Arch: o.arch, CPUs: o.cpus, MemoryMiB: mem, DiskGiB: disk,
 		Driver: o.driver, PublishAllInterfaces: o.publishAll, QEMUHostForwards: o.hostfwd,
+		DisableHostAccess: !o.hostAccess,
 	}
 	if err := cfg.SetAutoPause(o.autoPause, o.pauseAfter); err != nil {
 		return nil, err

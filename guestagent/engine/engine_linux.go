@@ -43,9 +43,20 @@ type Engine struct {
 	Report Reporter
 	// LogDir receives containerd.log and dockerd.log; empty discards the daemons' output.
 	LogDir string
+	// HostGatewayIP, when set, is what `--add-host NAME:host-gateway` maps to.
+	HostGatewayIP string
 
 	containerd, dockerd *Supervised
 	wg                  sync.WaitGroup
+}
+
+// dockerdArgs is dockerd's argv.
+func (e *Engine) dockerdArgs() []string {
+	args := []string{"dockerd", "--containerd=" + ContainerdSocket, "-H", "unix://" + DockerSocket}
+	if e.HostGatewayIP != "" {
+		args = append(args, "--host-gateway-ip="+e.HostGatewayIP)
+	}
+	return args
 }
 
 // Start launches both daemons in parallel (dockerd waits for containerd's socket itself) and
@@ -62,8 +73,7 @@ func (e *Engine) Start(ctx context.Context) {
 	e.dockerd = &Supervised{
 		Name: "dockerd",
 		Command: func() *exec.Cmd {
-			return e.command("dockerd", "dockerd",
-				"--containerd="+ContainerdSocket, "-H", "unix://"+DockerSocket)
+			return e.command("dockerd", e.dockerdArgs()...)
 		},
 		Ready: func(ctx context.Context) error { return WaitDockerPing(ctx, DockerSocket) },
 		OnReady: func() {

@@ -30,6 +30,12 @@ type Channel struct {
 	listeners map[uint32]*listener
 	// serve runs the carrier until ctx ends; it feeds the listeners.
 	serve func(ctx context.Context) error
+	// dialHost opens a stream to a host service (see DialHost).
+	dialHost func(ctx context.Context, service uint32) (net.Conn, error)
+
+	mu      sync.Mutex
+	session *mux.Server   // the serial session serving now, or nil
+	changed chan struct{} // closed and replaced when session changes
 }
 
 // Listener returns the listener of service (one of the services passed to Open).
@@ -73,7 +79,7 @@ func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger)
 }
 
 func newChannel(services []uint32, log *slog.Logger) *Channel {
-	c := &Channel{log: log, listeners: map[uint32]*listener{}}
+	c := &Channel{log: log, listeners: map[uint32]*listener{}, changed: make(chan struct{})}
 	for _, s := range services {
 		c.listeners[s] = newListener(mux.Addr(s))
 	}
@@ -85,6 +91,7 @@ func newChannel(services []uint32, log *slog.Logger) *Channel {
 // reopened for the next. A non-empty token must be the first line of every session.
 func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, token string, log *slog.Logger) *Channel {
 	c := newChannel(services, log)
+	c.dialHost = c.dialHostSerial
 	c.serve = func(ctx context.Context) error {
 		delay := 50 * time.Millisecond
 		for ctx.Err() == nil {
@@ -129,6 +136,8 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 		return err
 	}
 	defer srv.Close()
+	c.setSession(srv)
+	defer c.setSession(nil)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for service, l := range c.listeners {
@@ -145,6 +154,13 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 
 func vsockChannel(services []uint32, log *slog.Logger) (*Channel, error) {
 	c := newChannel(services, log)
+	c.dialHost = func(ctx context.Context, service uint32) (net.Conn, error) {
+		conn, err := dialVsock(ctx, api.HostCID, service)
+		if err != nil {
+			return nil, fmt.Errorf("host channel: vsock dial host port %d: %w", service, err)
+		}
+		return conn, nil
+	}
 	var vls []net.Listener
 	for _, s := range services {
 		vl, err := vsock.Listen(s, nil)

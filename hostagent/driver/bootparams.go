@@ -36,6 +36,7 @@ func (c Config) BootParams() (bootparams.Params, error) {
 	if c.Rosetta != nil {
 		p.Rosetta = &bootparams.Rosetta{Tag: bootparams.RosettaTag, MountPoint: bootparams.RosettaMountPoint}
 	}
+	p.NoHostAccess = c.NoHostAccess
 	p.Time = c.BootTime
 	if p.Time.IsZero() {
 		p.Time = time.Now()

@@ -73,6 +73,9 @@ type Config struct {
 	// bootparams.RosettaTag; the guest registers it with binfmt_misc.
 	Rosetta *Rosetta
 
+	// NoHostAccess keeps containers off the host's loopback (no host.docker.internal).
+	NoHostAccess bool
+
 	// HostForwards are QEMU user-network hostfwd rules ("tcp:127.0.0.1:19000-:9000"); only
 	// benchmarks use them, to compare with the port forwarder. Other drivers ignore them.
 	HostForwards []string
@@ -108,4 +111,11 @@ type ChannelWatcher interface {
 type ChannelState struct {
 	Up  bool
 	Err error // why it went down
+}
+
+// HostServer is an optional capability of drivers whose channel carries streams the guest
+// opens to the host (host services: DNS, host.docker.internal). The host agent calls
+// ServeHost before Start; handler returns nil for a service the host does not serve.
+type HostServer interface {
+	ServeHost(handler func(service uint32) func(net.Conn))
 }

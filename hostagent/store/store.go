@@ -119,6 +119,9 @@ type Config struct {
 	// AutoPause, AutoPauseAfterSeconds: see AutoPauseIdle.
 	AutoPause             *bool `json:"auto_pause,omitempty"`
 	AutoPauseAfterSeconds int   `json:"auto_pause_after_seconds,omitempty"`
+	// DisableHostAccess turns host.docker.internal off: containers cannot reach the host's
+	// loopback (set with `create --host-access=false`; on by default, as on Docker Desktop).
+	DisableHostAccess bool `json:"disable_host_access,omitempty"`
 }
 
 // Machine is one machine's folder.

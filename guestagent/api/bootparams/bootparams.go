@@ -43,6 +43,11 @@ type Params struct {
 	// guest mounts it and registers <MountPoint>/rosetta with binfmt_misc.
 	Rosetta *Rosetta
 
+	// NoHostAccess turns host.docker.internal off: the guest gives containers no path to
+	// the host's loopback (the machine was created with --host-access=false). The zero
+	// value, on, is what a guest assumes when the key is missing.
+	NoHostAccess bool
+
 	// Token, when set, is a secret the host writes as the first line of the serial channel
 	// ("<token>\n") before any multiplexed traffic. It guards channels that other local users
 	// could reach (QEMU's loopback TCP chardev on Windows): the guest drops a session that
@@ -122,6 +127,7 @@ const (
 	keyRosetta    = "machine.rosetta"
 	keyToken      = "machine.token"
 	keyTime       = "machine.time"
+	keyHostAccess = "machine.hostaccess"
 
 	contractPrefix = "machine."
 )

@@ -54,6 +54,7 @@ func TestRoundTrip(t *testing.T) {
 		}, []string{`machine.rosetta="ros=/mnt/a b"`}},
 		{"token", func(p *Params) { p.Token = "00112233445566778899aabbccddeeff" }, []string{"machine.token=00112233445566778899aabbccddeeff"}},
 		{"time", func(p *Params) { p.Time = bootTime }, []string{"machine.time=2026-12-01T20:03:04.123456789Z"}},
+		{"host access off", func(p *Params) { p.NoHostAccess = true }, []string{"machine.hostaccess=off"}},
 		{"kernel words with spaces", func(p *Params) { p.Kernel = []string{"quiet", "foo=a b", "bare word"} }, []string{`foo="a b"`, `"bare word"`}},
 		{"everything", func(p *Params) {
 			p.Channel, p.Net, p.Console, p.Hostname = ChannelVsock, NetDHCP, "hvc0", "my-mac-1"
@@ -151,11 +152,33 @@ func TestDecodeErrors(t *testing.T) {
 		"machine.token=a+b":                       "token",
 		"console=tty\x01":                         "control character",
 		"machine.root=dev/vda":                    "root device",
+		"machine.hostaccess=yes":                  "want on or off",
 	} {
 		_, err := Decode(line)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "kernel command line: ") {
 			t.Errorf("Decode(%q): err = %v, want a kernel command line error about %q", line, err, want)
 		}
+	}
+}
+
+// Host access is on unless the host says off: a guest booted by an older host, which never
+// writes the key, keeps host.docker.internal.
+func TestHostAccessDefaultsOn(t *testing.T) {
+	for line, off := range map[string]bool{
+		"machine.channel=serial":                        false,
+		"machine.hostaccess=on":                         false,
+		"machine.hostaccess=off":                        true,
+		"machine.hostaccess=off machine.hostaccess=on":  false,
+		"machine.channel=serial machine.hostaccess=off": true,
+	} {
+		p, err := Decode(line)
+		if err != nil || p.NoHostAccess != off {
+			t.Errorf("Decode(%q): NoHostAccess %v, err %v; want %v", line, p.NoHostAccess, err, off)
+		}
+	}
+	line, err := base().Encode()
+	if err != nil || strings.Contains(line, "hostaccess") {
+		t.Errorf("host access on encodes %q (err %v): the key should be left out", line, err)
 	}
 }
 

@@ -47,6 +47,9 @@ func (p Params) Encode() (string, error) {
 	if r := p.Rosetta; r != nil {
 		add(keyRosetta, r.Tag+"="+escapePath(r.MountPoint))
 	}
+	if p.NoHostAccess {
+		add(keyHostAccess, "off")
+	}
 	if !p.Time.IsZero() {
 		add(keyTime, p.Time.UTC().Format(time.RFC3339Nano))
 	}
@@ -100,6 +103,15 @@ func Decode(line string) (Params, error) {
 		case keyRosetta:
 			if p.Rosetta, err = decodeRosetta(value); err != nil {
 				fail(key, err)
+			}
+		case keyHostAccess:
+			switch value {
+			case "on":
+				p.NoHostAccess = false
+			case "off":
+				p.NoHostAccess = true
+			default:
+				fail(key, fmt.Errorf("%q: want on or off", value))
 			}
 		case keyToken:
 			p.Token = value

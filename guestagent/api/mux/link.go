@@ -54,6 +54,8 @@ type Link struct {
 	// OnChange, when set, is called (from the Link's goroutine) each time the link goes up
 	// or down.
 	OnChange func(LinkState)
+	// Host, when set, serves the streams the guest opens on every session (host services).
+	Host HostHandler
 
 	mu      sync.Mutex
 	held    bool   // the VM is paused: keepalives are not sent or judged (see Hold)
@@ -136,6 +138,9 @@ func (l *Link) session(ctx context.Context, proveBound time.Duration) (proven bo
 	l.mu.Lock()
 	l.cur, l.carrier = c, conn
 	l.mu.Unlock()
+	if l.Host != nil {
+		go c.ServeHost(l.Host)
+	}
 	defer func() {
 		l.mu.Lock()
 		l.cur, l.carrier = nil, nil

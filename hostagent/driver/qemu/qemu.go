@@ -32,6 +32,7 @@ type Driver struct {
 	link     *mux.Link
 	linkDone chan struct{}
 	onLink   func(driver.ChannelState)
+	onHost   func(service uint32) func(net.Conn)
 }
 
 // New prepares a QEMU driver for cfg on this host. It finds QEMU and picks the accelerator,
@@ -172,6 +173,7 @@ func (d *Driver) startLink(first net.Conn) {
 			}
 			return dialAgent(ctx, d.host, d.exited)
 		},
+		Host: d.onHost,
 		OnChange: func(s mux.LinkState) {
 			if d.onLink != nil {
 				d.onLink(driver.ChannelState{Up: s.Up, Err: s.Err})
@@ -183,6 +185,9 @@ func (d *Driver) startLink(first net.Conn) {
 	go func() { <-d.exited; cancel() }()
 	go func() { defer close(d.linkDone); d.link.Run(ctx) }()
 }
+
+// ServeHost implements driver.HostServer for the serial channel; call it before Start.
+func (d *Driver) ServeHost(h func(service uint32) func(net.Conn)) { d.onHost = h }
 
 // WatchChannel implements driver.ChannelWatcher; call it before Start.
 func (d *Driver) WatchChannel(fn func(driver.ChannelState)) { d.onLink = fn }

@@ -1,0 +1,225 @@
+//go:build e2e
+
+package test
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostOnlyName resolves only through the host's /etc/hosts (the test adds it); the
+// hypervisor's DNS has never heard of it.
+const (
+	hostOnlyName = "machine-e2e-hostonly.test"
+	hostOnlyIP   = "203.0.113.77"
+)
+
+// TestHostServices boots one machine and checks the host services from containers:
+// host.docker.internal on the default bridge and on a user network (TCP to a host HTTP
+// server and UDP to a host echo, both on 127.0.0.1 only), --add-host NAME:host-gateway,
+// DNS of a host-only name through the host's resolver, and, after a restart with host access
+// off, that containers can no longer reach the host.
+func TestHostServices(t *testing.T) {
+	const name = "hostsvc"
+	const ctxName = "machine-hostsvc"
+	defer dumpLogs(t, name)
+
+	// Host services on loopback only: reaching them proves the path goes through the host
+	// agent (the hypervisor NAT's host alias would not reach 127.0.0.1 listeners).
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	go http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from the host\n") }))
+	httpPort := hl.Addr().(*net.TCPAddr).Port
+	uc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := uc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			uc.WriteTo(append([]byte("echo: "), buf[:n]...), from)
+		}
+	}()
+	udpPort := uc.LocalAddr().(*net.UDPAddr).Port
+	url := func(host string) string { return "http://" + net.JoinHostPort(host, strconv.Itoa(httpPort)) + "/" }
+
+	probe := func(t *testing.T, args ...string) string {
+		t.Helper()
+		return docker(t, ctxName, "", append([]string{"run", "--rm"}, args...)...)
+	}
+
+	steps := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"start", func(t *testing.T) {
+			machine(t, "create", name, "--cpus", "2", "--memory", "2GiB", "--disk", "8GiB", "--image", latestImage(t, "amd64"), "--share", env.shared)
+			machine(t, "start", name)
+			docker(t, ctxName, string(hostProbeRootfs(t)), "import", "-", "hostprobe:e2e")
+			docker(t, ctxName, "", "network", "create", "hsnet")
+		}},
+		{"host.docker.internal over TCP from the default bridge", func(t *testing.T) {
+			if out := probe(t, "hostprobe:e2e", "/hostprobe", "-get", url("host.docker.internal")); out != "hello from the host\n" {
+				t.Errorf("got %q", out)
+			}
+			if out := probe(t, "hostprobe:e2e", "/hostprobe", "-get", url("gateway.docker.internal")); out != "hello from the host\n" {
+				t.Errorf("gateway.docker.internal: got %q", out)
+			}
+		}},
+		{"host.docker.internal over TCP from a user network", func(t *testing.T) {
+			if out := probe(t, "--network", "hsnet", "hostprobe:e2e", "/hostprobe", "-get", url("host.docker.internal")); out != "hello from the host\n" {
+				t.Errorf("got %q", out)
+			}
+		}},
+		{"host.docker.internal over UDP", func(t *testing.T) {
+			target := net.JoinHostPort("host.docker.internal", strconv.Itoa(udpPort))
+			for _, net := range []string{"bridge", "hsnet"} {
+				if out := probe(t, "--network", net, "hostprobe:e2e", "/hostprobe", "-udp", target, "-msg", "hi "+net); out != "echo: hi "+net+"\n" {
+					t.Errorf("network %s: got %q", net, out)
+				}
+			}
+		}},
+		{"a closed host port is refused", func(t *testing.T) {
+			l, _ := net.Listen("tcp", "127.0.0.1:0")
+			closed := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			r := run(t, 2*time.Minute, "", "docker", "--context", ctxName, "run", "--rm", "hostprobe:e2e", "/hostprobe", "-get", "http://host.docker.internal:"+strconv.Itoa(closed)+"/")
+			if r.code == 0 {
+				t.Errorf("GET of a closed host port succeeded: %q", r.stdout)
+			}
+		}},
+		{"--add-host NAME:host-gateway", func(t *testing.T) {
+			hosts := probe(t, "--add-host", "hgw:host-gateway", "hostprobe:e2e", "/hostprobe", "-get", url("hgw"))
+			if hosts != "hello from the host\n" {
+				t.Errorf("GET through hgw: %q", hosts)
+			}
+		}},
+		{"DNS of a host-only name through the host's resolver", func(t *testing.T) {
+			addHostsEntry(t, hostOnlyIP+" "+hostOnlyName)
+			for _, net := range []string{"bridge", "hsnet"} {
+				out := probe(t, "--network", net, "hostprobe:e2e", "/hostprobe", "-dns", hostOnlyName)
+				t.Logf("network %s: DNS answers and times (first, then two more):\n%s", net, out)
+				if !strings.Contains(out, hostOnlyIP) {
+					t.Errorf("network %s: %s resolved to %q, want %s", net, hostOnlyName, out, hostOnlyIP)
+				}
+			}
+			// The guest itself resolves through the host too.
+			if out := machine(t, "shell", name, "--", "getent", "hosts", hostOnlyName); !strings.Contains(out, hostOnlyIP) {
+				t.Errorf("guest getent: %q", out)
+			}
+		}},
+		{"host access off refuses", func(t *testing.T) {
+			machine(t, "stop", name)
+			setConfig(t, name, "disable_host_access", true)
+			machine(t, "start", name)
+			r := run(t, 2*time.Minute, "", "docker", "--context", ctxName, "run", "--rm", "hostprobe:e2e", "/hostprobe", "-get", url("host.docker.internal"))
+			if r.code == 0 {
+				t.Errorf("host access off, yet GET through host.docker.internal returned %q", r.stdout)
+			}
+			r = run(t, 2*time.Minute, "", "docker", "--context", ctxName, "run", "--rm", "hostprobe:e2e", "/hostprobe", "-get", url("192.168.65.254"))
+			if r.code == 0 {
+				t.Errorf("host access off, yet GET of the gateway address returned %q", r.stdout)
+			}
+			// DNS through the host stays on.
+			if out := probe(t, "hostprobe:e2e", "/hostprobe", "-dns", hostOnlyName); !strings.Contains(out, hostOnlyIP) {
+				t.Errorf("host access off: DNS of %s: %q", hostOnlyName, out)
+			}
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			break
+		}
+	}
+	machine(t, "stop", "--force", name)
+}
+
+// hostProbeRootfs is an image of just the hostprobe helper.
+func hostProbeRootfs(t testing.TB) []byte {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hostprobe")
+	build := exec.Command("go", "build", "-o", bin, "./hostprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+hostArch())
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build hostprobe: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(bin)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	addFile(tw, "hostprobe", b, 0o755)
+	tw.Close()
+	return buf.Bytes()
+}
+
+// addHostsEntry appends line to the host's /etc/hosts, keeping a backup, and restores the
+// file when the test ends.
+func addHostsEntry(t *testing.T, line string) {
+	t.Helper()
+	orig, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatalf("the host's /etc/hosts: %v", err)
+	}
+	backup := filepath.Join(filepath.Dir(env.home), "hosts.backup")
+	if err := os.WriteFile(backup, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile("/etc/hosts", orig, 0o644); err != nil {
+			t.Errorf("restore /etc/hosts (a copy is in %s): %v", backup, err)
+		}
+	})
+	add := string(orig)
+	if !strings.HasSuffix(add, "\n") {
+		add += "\n"
+	}
+	// Written in place: /etc/hosts is often a bind mount that a rename cannot replace.
+	if err := os.WriteFile("/etc/hosts", []byte(add+line+"\n"), 0o644); err != nil {
+		t.Fatalf("add %q to /etc/hosts (needs root): %v", line, err)
+	}
+}
+
+// setConfig sets one field of a stopped machine's config.json.
+func setConfig(t *testing.T, name, key string, value any) {
+	t.Helper()
+	p := filepath.Join(env.home, name, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[key] = value
+	if b, err = json.MarshalIndent(m, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = bufio.NewReader
+var _ = io.EOF
