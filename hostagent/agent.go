@@ -146,6 +146,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if hs, ok := drv.(driver.HostServer); ok {
 		svc := &hostsvc.Server{HostAccess: !o.Config.DisableHostAccess, Log: a.log}
+		for _, sh := range dcfg.Shares {
+			svc.Shares = append(svc.Shares, hostsvc.Share{HostPath: sh.HostPath, GuestPath: sh.GuestPath})
+		}
 		hs.ServeHost(svc.Handler)
 		cleanups = append(cleanups, svc.Close)
 	}

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -129,6 +128,9 @@ func TestHostServices(t *testing.T) {
 				t.Errorf("guest getent: %q", out)
 			}
 		}},
+		{"file events in a container watching a bind mount", func(t *testing.T) {
+			fileEvents(t, ctxName)
+		}},
 		{"host access off refuses", func(t *testing.T) {
 			machine(t, "stop", name)
 			setConfig(t, name, "disable_host_access", true)
@@ -221,5 +223,123 @@ func setConfig(t *testing.T, name, key string, value any) {
 	}
 }
 
-var _ = bufio.NewReader
-var _ = io.EOF
+// fileEvents runs a container that prints inotify events under a bind-mounted shared folder,
+// changes the folder on the host (create, write, rename, delete) and prints how long each
+// change took to show up in the container's output.
+func fileEvents(t *testing.T, ctxName string) {
+	dir := filepath.Join(env.shared, "watched")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	docker(t, ctxName, "", "run", "-d", "--name", "watcher", "-v", dir+":/w", "hostprobe:e2e", "/hostprobe", "-watch", "/w")
+	defer run(t, time.Minute, "", "docker", "--context", ctxName, "rm", "-f", "watcher")
+	logs := exec.Command("docker", "--context", ctxName, "logs", "-f", "watcher")
+	logs.Env = cmdEnv()
+	out, err := logs.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { logs.Process.Kill(); logs.Wait() }()
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// next waits up to d for a line that satisfies ok.
+	next := func(d time.Duration, ok func(string) bool) (string, bool) {
+		deadline := time.After(d)
+		for {
+			select {
+			case l, open := <-lines:
+				if !open {
+					return "", false
+				}
+				if ok(l) {
+					return l, true
+				}
+			case <-deadline:
+				return "", false
+			}
+		}
+	}
+	drain := func() {
+		for {
+			select {
+			case <-lines:
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	if _, ok := next(time.Minute, func(l string) bool { return l == "ready" }); !ok {
+		t.Fatal("the watcher did not start")
+	}
+	// The guest learns of the bind mount from the engine's start event and asks the host to
+	// watch it; until then host changes have no guest event. Poke until one arrives.
+	warm := filepath.Join(dir, "warm-up")
+	start := time.Now()
+	for i := 0; ; i++ {
+		os.WriteFile(warm, []byte(strconv.Itoa(i)), 0o644)
+		if _, ok := next(500*time.Millisecond, func(l string) bool { return strings.Contains(l, "warm-up") }); ok {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("no file event reached the container within a minute of its start")
+		}
+	}
+	t.Logf("first event %.0f ms after the container printed ready (engine event, watch set-up)", float64(time.Since(start).Milliseconds()))
+	drain()
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	for _, step := range []struct {
+		op   string
+		do   func() error
+		want func(string) bool
+	}{
+		{"create", func() error { return os.WriteFile(a, []byte("one"), 0o644) }, func(l string) bool { return strings.HasSuffix(l, " a.txt") }},
+		{"write", func() error {
+			f, err := os.OpenFile(a, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			f.WriteString(" two")
+			return f.Close()
+		}, func(l string) bool { return strings.HasSuffix(l, " a.txt") }},
+		{"rename", func() error { return os.Rename(a, b) }, func(l string) bool { return strings.HasSuffix(l, " b.txt") }},
+		// A removed file has nothing left to touch: the folder itself reports the change.
+		{"delete", func() error { return os.Remove(b) }, func(l string) bool { return strings.HasSuffix(l, " ") }},
+	} {
+		t0 := time.Now()
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.op, err)
+		}
+		l, ok := next(5*time.Second, step.want)
+		if !ok {
+			t.Errorf("%s on the host: no matching inotify event in the container within 5 s", step.op)
+			continue
+		}
+		t.Logf("%s: the container saw %q %.1f ms after the host change (measured on the host, through docker logs -f)", step.op, l, float64(time.Since(t0).Microseconds())/1000)
+		drain()
+	}
+	// A burst is coalesced: 200 writes to one file are far fewer events.
+	for i := 0; i < 200; i++ {
+		os.WriteFile(a, []byte(strconv.Itoa(i)), 0o644)
+	}
+	n := 0
+	for {
+		if _, ok := next(time.Second, func(l string) bool { return strings.HasSuffix(l, " a.txt") }); !ok {
+			break
+		}
+		n++
+	}
+	t.Logf("a burst of 200 host writes to one file: %d events in the container", n)
+	if n == 0 || n >= 200 {
+		t.Errorf("a burst of 200 writes gave %d events, want at least one and far fewer than 200", n)
+	}
+}
+

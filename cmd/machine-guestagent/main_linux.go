@@ -136,6 +136,7 @@ func (a *agent) run() {
 		<-a.state.ReadyChan()
 		a.log.Info("phase", "name", api.PhaseDocker, "ready", true)
 	}()
+	go a.fileEvents(ctx)
 	go func() {
 		<-a.state.ReadyChan()
 		w := &ports.Watcher{Socket: engine.DockerSocket, Report: a.state, Log: a.log}
@@ -294,6 +295,19 @@ func (a *agent) hostServices(ctx context.Context) {
 		return
 	}
 	a.log.Info("host services", "dns", api.DNSServerIP, "host_gateway", !a.params.NoHostAccess)
+}
+
+// fileEvents replays host changes under bind-mounted shares once the engine answers.
+func (a *agent) fileEvents(ctx context.Context) {
+	if a.channel == nil || len(a.params.Shares) == 0 {
+		return
+	}
+	<-a.state.ReadyChan()
+	fe := &hostsvc.FileEvents{Dial: a.channel.DialHost, Socket: engine.DockerSocket, Log: a.log}
+	for _, s := range a.params.Shares {
+		fe.Shares = append(fe.Shares, s.GuestPath)
+	}
+	fe.Run(ctx)
 }
 
 // shares mounts the host folders before the engine starts, so containers can bind-mount them.

@@ -17,7 +17,38 @@ const (
 	// ServiceHostDNS answers DNS queries with the host's resolver: each query is one DNS
 	// message in a datagram frame, answered by one frame, in turn on the same stream.
 	ServiceHostDNS uint32 = 2411
+	// ServiceHostWatch carries file events for bind-mounted shares: the guest writes a
+	// WatchRequest JSON line whenever the set of folders it wants watched changes (the
+	// whole set each time), and the host writes a FileEvents JSON line per coalesced burst.
+	ServiceHostWatch uint32 = 2412
 )
+
+// WatchRequest names the guest paths (folders under shares, as containers bind-mount them)
+// whose host changes the guest wants to hear about. Each request replaces the previous one.
+type WatchRequest struct {
+	Paths []string `json:"paths"`
+}
+
+// File event operations, as the host saw them.
+const (
+	FileCreate = "create"
+	FileWrite  = "write"
+	FileRemove = "remove"
+	FileRename = "rename"
+)
+
+// FileEvent is one changed path (a guest path) and what happened to it.
+type FileEvent struct {
+	Path string `json:"path"`
+	Op   string `json:"op"`
+}
+
+// FileEvents is one burst of host changes, coalesced: each path at most once. Error, when
+// set, says why the host could not watch (part of) the request.
+type FileEvents struct {
+	Events []FileEvent `json:"events,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
 
 // Addresses the guest serves host services on. They are private addresses on the guest's
 // loopback device, reachable from every container network through the guest's routing, as

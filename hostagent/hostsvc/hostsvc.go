@@ -1,8 +1,9 @@
 // Package hostsvc is the host end of the services the guest opens streams to: connections to
-// the host's loopback for host.docker.internal (api.ServiceHostConnect) and DNS answered by
-// the host's own resolver (api.ServiceHostDNS), so VPN and split-DNS names resolve in
-// containers. It is handed each stream by the channel (mux.HostHandler) and knows nothing of
-// drivers.
+// the host's loopback for host.docker.internal (api.ServiceHostConnect), DNS answered by the
+// host's own resolver (api.ServiceHostDNS), so VPN and split-DNS names resolve in
+// containers, and file events for the shared folders containers bind-mount
+// (api.ServiceHostWatch, with fsnotify). It is handed each stream by the channel
+// (mux.HostHandler) and knows nothing of drivers.
 package hostsvc
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
 )
@@ -26,6 +28,12 @@ type Server struct {
 	// Dial connects to the host's loopback; nil means a net.Dialer. Tests replace it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log  *slog.Logger
+	// Shares are the machine's shared folders: file events are watched only under them.
+	Shares []Share
+	// MaxWatchedDirs and Coalesce tune file events; zero means DefaultMaxWatchedDirs and
+	// DefaultCoalesce.
+	MaxWatchedDirs int
+	Coalesce       time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -44,6 +52,8 @@ func (s *Server) Handler(service uint32) func(net.Conn) {
 		serve = s.serveConnect
 	case api.ServiceHostDNS:
 		serve = s.serveDNS
+	case api.ServiceHostWatch:
+		serve = s.serveWatch
 	default:
 		return nil
 	}
