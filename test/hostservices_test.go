@@ -342,4 +342,3 @@ func fileEvents(t *testing.T, ctxName string) {
 		t.Errorf("a burst of 200 writes gave %d events, want at least one and far fewer than 200", n)
 	}
 }
-

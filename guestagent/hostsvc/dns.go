@@ -35,7 +35,11 @@ const hostNameTTL = 60
 type DNS struct {
 	Dial       DialHost
 	HostAccess bool
-	Log        *slog.Logger
+	// Fallback are nameservers (host:port) asked directly when the host cannot be reached
+	// (the channel is down, or a host agent without DNS): the hypervisor's, from the
+	// resolv.conf the network set-up wrote.
+	Fallback []string
+	Log      *slog.Logger
 
 	mu   sync.Mutex
 	idle []net.Conn
@@ -52,8 +56,12 @@ func (d *DNS) Answer(ctx context.Context, query []byte, maxSize int) []byte {
 		return pack(m, req, maxSize)
 	}
 	reply, err := d.exchange(ctx, query)
+	if err != nil && len(d.Fallback) > 0 {
+		d.log().Debug("dns: the host did not answer; asking the fallback", "name", questionName(req), "err", err)
+		reply, err = d.fallback(ctx, query)
+	}
 	if err != nil {
-		d.log().Warn("dns: the host did not answer", "name", questionName(req), "err", err)
+		d.log().Warn("dns: no answer", "name", questionName(req), "err", err)
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeServerFailure)
 		m.RecursionAvailable = true
@@ -66,6 +74,63 @@ func (d *DNS) Answer(ctx context.Context, query []byte, maxSize int) []byte {
 		}
 	}
 	return reply
+}
+
+// fallbackTimeout bounds one direct query to a fallback server.
+const fallbackTimeout = 3 * time.Second
+
+// fallback asks the fallback servers directly over UDP, in order.
+func (d *DNS) fallback(ctx context.Context, query []byte) ([]byte, error) {
+	var errs []error
+	for _, server := range d.Fallback {
+		reply, err := udpExchange(ctx, server, query)
+		if err == nil {
+			return reply, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func udpExchange(ctx context.Context, server string, query []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, fallbackTimeout)
+	defer cancel()
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "udp", server)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	c.SetDeadline(dl)
+	if _, err := c.Write(query); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, dns.MaxMsgSize)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil, fmt.Errorf("dns: fallback %s: %w", server, err)
+		}
+		if n >= 2 && buf[0] == query[0] && buf[1] == query[1] {
+			return buf[:n], nil
+		}
+	}
+}
+
+// ResolvConfServers returns the nameservers of a resolv.conf as host:port, skipping skip.
+func ResolvConfServers(conf string, skip string) []string {
+	var out []string
+	for _, line := range strings.Split(conf, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" || f[1] == skip {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil {
+			out = append(out, netip.AddrPortFrom(a, 53).String())
+		}
+	}
+	return out
 }
 
 // local answers the host names, or returns nil for a query the host should answer.

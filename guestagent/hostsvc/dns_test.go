@@ -197,3 +197,44 @@ func TestServeUDPAndTCP(t *testing.T) {
 		t.Errorf("TCP query: %v %v", err, m.Answer)
 	}
 }
+
+func TestResolvConfServers(t *testing.T) {
+	conf := "# by dhcp\nnameserver 10.0.2.3\nnameserver 192.168.65.7\nsearch lan\nnameserver fd00::53\nnameserver bogus\n"
+	got := ResolvConfServers(conf, api.DNSServerIP)
+	if want := []string{"10.0.2.3:53", "[fd00::53]:53"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ResolvConfServers = %q, want %q", got, want)
+	}
+}
+
+// When the host cannot be reached (vz without host services, a channel break) the
+// hypervisor's DNS still answers.
+func TestDNSFallsBackWhenTheHostIsUnreachable(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req := new(dns.Msg)
+			req.Unpack(buf[:n])
+			m := new(dns.Msg)
+			m.SetReply(req)
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(10, 0, 2, 99)}}
+			b, _ := m.Pack()
+			pc.WriteTo(b, from)
+		}
+	}()
+	d := &DNS{
+		Dial:     func(context.Context, uint32) (net.Conn, error) { return nil, errors.New("connection reset") },
+		Fallback: []string{pc.LocalAddr().String()},
+	}
+	if m := ask(t, d, "example.org.", dns.TypeA, 512); len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "10.0.2.99" {
+		t.Errorf("fallback: %s %v", dns.RcodeToString[m.Rcode], m.Answer)
+	}
+}

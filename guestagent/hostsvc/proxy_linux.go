@@ -55,6 +55,9 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("host services: addresses: %w", err)
 	}
 	s.dns = &DNS{Dial: s.Dial, HostAccess: s.HostAccess, Log: s.Log}
+	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		s.dns.Fallback = ResolvConfServers(string(b), api.DNSServerIP)
+	}
 	dnsAddr := net.JoinHostPort(api.DNSServerIP, "53")
 	pc, err := net.ListenPacket("udp4", dnsAddr)
 	if err != nil {
