@@ -26,6 +26,7 @@ func TestDriversTellTheGuestTheSame(t *testing.T) {
 			{Tag: "share1", HostPath: "/Volumes/Data", GuestPath: "/Volumes/Data", ReadOnly: true},
 		}, nil)},
 		{"rosetta", machineConfig([]driver.Share{{Tag: "share0", HostPath: "/Users/me", GuestPath: "/Users/me"}}, &driver.Rosetta{})},
+		{"host access off", func() driver.Config { c := machineConfig(nil, nil); c.NoHostAccess = true; return c }()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// QEMU needs a folder to share as Rosetta; vz shares Apple's. Both tell the guest
@@ -80,6 +81,7 @@ func machineLevel(cfg driver.Config) bootparams.Params {
 	p := bootparams.Params{
 		Kernel: []string{"softlockup_panic=1", "panic=-1"}, RootFSType: "squashfs",
 		Root: "/dev/vda", Data: "/dev/vdb", Hostname: cfg.Name, Time: cfg.BootTime,
+		NoHostAccess: cfg.NoHostAccess,
 	}
 	for _, s := range cfg.Shares {
 		p.Shares = append(p.Shares, bootparams.Share{Tag: s.Tag, GuestPath: s.GuestPath, ReadOnly: s.ReadOnly})
