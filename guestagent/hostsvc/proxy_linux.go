@@ -174,7 +174,7 @@ func (s *Service) proxyTCP(ctx context.Context, c net.Conn) {
 	}
 	st, err := s.connect(ctx, "tcp", uint16(dst.Port))
 	if err != nil {
-		s.Log.Debug("host connect", "port", dst.Port, "err", err)
+		s.Log.Warn("host.docker.internal: tcp", "port", dst.Port, "err", err)
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
@@ -293,7 +293,7 @@ func (u *udpProxy) run(ctx context.Context, key flowKey, f *udpFlow) {
 	defer reply.Close()
 	st, err := u.s.connect(ctx, "udp", key.dst.Port())
 	if err != nil {
-		u.s.Log.Debug("host udp", "port", key.dst.Port(), "err", err)
+		u.s.Log.Warn("host.docker.internal: udp", "port", key.dst.Port(), "err", err)
 		return
 	}
 	defer st.Close()

@@ -40,7 +40,7 @@ func (s *Server) serveConnect(ctx context.Context, c net.Conn) {
 	dst, err := s.Dial(dctx, req.Proto, loopbackAddr(req.Port))
 	cancel()
 	if err != nil {
-		s.Log.Debug("host connect: dial", "proto", req.Proto, "port", req.Port, "err", err)
+		s.Log.Info("host.docker.internal: dial", "proto", req.Proto, "port", req.Port, "err", err)
 		c.Write([]byte{api.HostConnectRefused})
 		return
 	}
