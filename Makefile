@@ -52,9 +52,11 @@ e2e: image
 faults: image
 	MACHINE_BIN=$(CURDIR)/bin/machine $(GO) test -tags e2e -count=1 -timeout 30m -v -run TestFaults ./test/
 
-# Benchmarks: the forwarder and port discovery without a VM, then one boot under QEMU that
-# prints start-to-ready with its phases, idle cost, publish latency, forwarding paths
-# (ours vs the raw guest channel vs QEMU's hostfwd) and docker load throughput, with ratios.
+# Benchmarks: the forwarder and port discovery without a VM, then one machine under QEMU that
+# prints start-to-ready over five boots with phases, idle cost, publish latency, forwarding
+# paths (ours vs the raw guest channel vs QEMU's hostfwd), docker load throughput, memory
+# given back after a container frees 1 GiB, the home share vs the machine's disk, and idle
+# CPU awake vs auto-paused with the first request's latency on a paused machine, with ratios.
 bench: image
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./portforward/... ./guestagent/...
 	MACHINE_BIN=$(CURDIR)/bin/machine $(GO) test -tags e2e -count=1 -timeout 30m -run '^$$' -bench BenchmarkMachine -benchtime 1x ./test/
