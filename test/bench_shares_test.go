@@ -36,7 +36,9 @@ func fsbenchImage(t testing.TB, ctxName, tag string) {
 	}
 	addFile(tw, "bin/busybox", bb, 0o755)
 	addFile(tw, "bin/fsbench", fb, 0o755)
-	tw.WriteHeader(&tar.Header{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	for _, a := range []string{"sh", "sleep"} {
+		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
 	tw.Close()
 	docker(t, ctxName, buf.String(), "import", "-", tag)
 }
@@ -76,11 +78,14 @@ func benchShares(b *testing.B, ctxName, share string) {
 		b.Fatalf("fsbench -mktree on the host: %v\n%s", err, out)
 	}
 	docker(b, ctxName, "", "volume", "create", "fsbench")
-	defer docker(b, ctxName, "", "volume", "rm", "-f", "fsbench")
+	defer func() {
+		// The container goes first: a volume in use cannot be removed.
+		run(b, time.Minute, "", "docker", "--context", ctxName, "rm", "-f", "fsbench")
+		run(b, time.Minute, "", "docker", "--context", ctxName, "volume", "rm", "-f", "fsbench")
+	}()
 	// One container, started once with both mounts; each measurement is an exec in it, so a
 	// slow share cannot outlast one command's timeout and figures print as they come.
 	docker(b, ctxName, "", "run", "-d", "--name", "fsbench", "--privileged", "-v", dir+":/share", "-v", "fsbench:/disk", "fsbench:bench", "sleep", "86400")
-	defer docker(b, ctxName, "", "rm", "-f", "fsbench")
 	docker(b, ctxName, "", "exec", "fsbench", "fsbench", "-tree", "/disk/tree", "-mktree", "20000")
 	sh, dk := map[string]float64{}, map[string]float64{}
 	var notes []string
