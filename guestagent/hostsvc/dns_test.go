@@ -158,14 +158,7 @@ func TestServeUDPAndTCP(t *testing.T) {
 	defer d.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := udpAndTCPOnOnePort(t)
 	go d.ServeUDP(ctx, pc)
 	go d.ServeTCP(ctx, ln)
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -237,4 +230,27 @@ func TestDNSFallsBackWhenTheHostIsUnreachable(t *testing.T) {
 	if m := ask(t, d, "example.org.", dns.TypeA, 512); len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "10.0.2.99" {
 		t.Errorf("fallback: %s %v", dns.RcodeToString[m.Rcode], m.Answer)
 	}
+}
+
+// udpAndTCPOnOnePort listens on one loopback port for both UDP and TCP, as a DNS server
+// does. The UDP port is picked by the kernel and may already be taken for TCP by another
+// test's connection, so it tries a few.
+func udpAndTCPOnOnePort(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for i := 0; i < 20; i++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			t.Cleanup(func() { pc.Close(); ln.Close() })
+			return pc, ln
+		}
+		pc.Close()
+		lastErr = err
+	}
+	t.Fatalf("no loopback port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
 }
