@@ -5,8 +5,12 @@ package api
 // InitramfsModules are loaded by the initramfs, in this order, before the root is mounted.
 // The image builder ships each (uncompressed) with its dependencies, and lists the files
 // in load order in InitramfsModuleList; modules the kernel has built in are skipped.
+//
+// qemu_fw_cfg shows QEMU's firmware configuration in sysfs, where the guest agent reads the
+// serial channel's token (bootparams.TokenFwCfgPath) before it serves the channel, which is
+// before the root modules load.
 var InitramfsModules = []string{
-	"virtio_pci", "virtio_blk", "virtio_console", "squashfs", "overlay",
+	"virtio_pci", "virtio_blk", "virtio_console", "squashfs", "overlay", "qemu_fw_cfg",
 }
 
 // RootModules are loaded by the guest agent after switch_root with one `modprobe -a`.

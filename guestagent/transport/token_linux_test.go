@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 	"github.com/machine-run/machine/guestagent/api/mux"
 )
 
@@ -121,5 +124,33 @@ func TestSkipToPreamble(t *testing.T) {
 		if rest, _ := io.ReadAll(r); tt.ok && string(rest) != "rest" {
 			t.Errorf("skipToPreamble(%q) consumed past the preamble: left %q", tt.in, rest)
 		}
+	}
+}
+
+// TestBootTokenFromFwCfg: the guest reads the token where the boot contract says, from
+// QEMU's fw_cfg in sysfs (a fake tree here), and refuses to go on without it.
+func TestBootTokenFromFwCfg(t *testing.T) {
+	const tok = "00112233445566778899aabbccddeeff"
+	root := t.TempDir()
+	p, err := bootparams.Decode("console=ttyS0 machine.channel=serial machine.token=fw_cfg:opt/run.machine/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bootToken(p, root); err == nil || !strings.Contains(err.Error(), "qemu_fw_cfg") {
+		t.Fatalf("no fw_cfg entry: bootToken = %v, want an error naming qemu_fw_cfg", err)
+	}
+	raw := filepath.Join(root, "sys/firmware/qemu_fw_cfg/by_name/opt/run.machine/token/raw")
+	if err := os.MkdirAll(filepath.Dir(raw), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(raw, []byte(tok), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bootToken(p, root); err != nil || got != tok {
+		t.Fatalf("bootToken = %q, %v; want %q", got, err, tok)
+	}
+	none, _ := bootparams.Decode("machine.channel=serial")
+	if got, err := bootToken(none, root); err != nil || got != "" {
+		t.Fatalf("no token in the contract: bootToken = %q, %v; want none", got, err)
 	}
 }

@@ -68,14 +68,26 @@ func Open(ctx context.Context, kind string, services []uint32, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		token := p.Token
-		log.Info("channel: serial port", "device", path, "token", token != "")
+		token, err := bootToken(p, "/")
+		if err != nil {
+			// Never serve a channel the contract says is guarded without its guard.
+			return nil, err
+		}
+		log.Info("channel: serial port", "device", path, "token", token != "", "token_from", p.TokenFrom)
 		open := func() (io.ReadWriteCloser, error) { return os.OpenFile(path, os.O_RDWR, 0) }
 		return serialChannel(open, services, token, log), nil
 	case bootparams.ChannelVsock:
 		return vsockChannel(services, log)
 	}
 	return nil, fmt.Errorf("channel %q: unknown kind (want %s or %s)", kind, bootparams.ChannelSerial, bootparams.ChannelVsock)
+}
+
+// bootToken is the token every serial session must start with, read where the boot contract
+// says (QEMU's fw_cfg in sysfs, under root: "/" in the guest, a fake tree in tests).
+func bootToken(p bootparams.Params, root string) (string, error) {
+	return bootparams.ReadToken(p, func(path string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(root, path))
+	})
 }
 
 func newChannel(services []uint32, log *slog.Logger) *Channel {
@@ -89,32 +101,53 @@ func newChannel(services []uint32, log *slog.Logger) *Channel {
 // serialChannel serves mux sessions over the device returned by open, one after the other:
 // when a session ends (the host hung up, or a peer failed the token check), the device is
 // reopened for the next. A non-empty token must be the first line of every session.
+//
+// While no host is connected a read of the port returns end-of-file at once, so the reopens
+// poll, backing off from reopenDelay to maxReopenDelay. A session that was served resets the
+// backoff: after a break (a host that slept, a redial) the next carrier is usually already
+// waiting, and every reopen that waits out a long backoff delays the recovery.
 func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, token string, log *slog.Logger) *Channel {
 	c := newChannel(services, log)
 	c.dialHost = c.dialHostSerial
 	c.serve = func(ctx context.Context) error {
-		delay := 50 * time.Millisecond
+		var delay time.Duration
 		for ctx.Err() == nil {
-			err := c.serveSession(ctx, open, token)
+			served, err := c.serveSession(ctx, open, token)
 			if ctx.Err() != nil {
 				break
 			}
-			log.Warn("channel: session ended, reopening", "err", err)
+			delay = nextReopenDelay(delay, served)
+			log.Warn("channel: session ended, reopening", "err", err, "served", served)
 			select {
 			case <-ctx.Done():
 			case <-time.After(delay):
 			}
-			delay = min(2*delay, 2*time.Second)
 		}
 		return nil
 	}
 	return c
 }
 
-func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteCloser, error), token string) error {
+// The serial port's reopen backoff.
+const (
+	reopenDelay    = 20 * time.Millisecond
+	maxReopenDelay = 250 * time.Millisecond
+)
+
+// nextReopenDelay is the wait before the next reopen, after a session that was served or
+// not, given the last wait.
+func nextReopenDelay(last time.Duration, served bool) time.Duration {
+	if served || last <= 0 {
+		return reopenDelay
+	}
+	return min(2*last, maxReopenDelay)
+}
+
+// serveSession serves one session; served says it got past the preamble and token.
+func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteCloser, error), token string) (served bool, err error) {
 	dev, err := open()
 	if err != nil {
-		return fmt.Errorf("channel: open serial port: %w", err)
+		return false, fmt.Errorf("channel: open serial port: %w", err)
 	}
 	// The reads block until a peer writes; closing on ctx's end unblocks them.
 	stop := context.AfterFunc(ctx, func() { dev.Close() })
@@ -125,7 +158,7 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 	stop()
 	if err != nil {
 		dev.Close()
-		return err
+		return false, err
 	}
 	if skipped > 0 {
 		c.log.Info("channel: skipped the tail of an earlier host session", "bytes", skipped)
@@ -133,7 +166,7 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 	srv, err := mux.NewServer(dev)
 	if err != nil {
 		dev.Close()
-		return err
+		return true, err
 	}
 	defer srv.Close()
 	c.setSession(srv)
@@ -143,13 +176,13 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 	for service, l := range c.listeners {
 		ml, err := srv.Listen(service)
 		if err != nil {
-			return err
+			return true, err
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); l.feed(ml, nil) }()
 		defer ml.Close()
 	}
-	return srv.Serve(ctx)
+	return true, srv.Serve(ctx)
 }
 
 func vsockChannel(services []uint32, log *slog.Logger) (*Channel, error) {

@@ -189,3 +189,25 @@ func TestFindSerialPortWithoutUdev(t *testing.T) {
 		t.Fatalf("udev symlink not preferred: %q", p)
 	}
 }
+
+// TestNextReopenDelay: with no host the port is polled with a backoff capped at 250 ms, and a
+// served session resets it, so after a break (a host asleep, a redial) the next carrier is
+// picked up at once rather than after a backoff grown over earlier sessions.
+func TestNextReopenDelay(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		last   time.Duration
+		served bool
+		want   time.Duration
+	}{
+		{0, false, 20 * ms},
+		{20 * ms, false, 40 * ms},
+		{160 * ms, false, 250 * ms},
+		{250 * ms, false, 250 * ms},
+		{250 * ms, true, 20 * ms},
+	} {
+		if got := nextReopenDelay(tc.last, tc.served); got != tc.want {
+			t.Errorf("nextReopenDelay(%v, %v) = %v, want %v", tc.last, tc.served, got, tc.want)
+		}
+	}
+}

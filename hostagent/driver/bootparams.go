@@ -42,6 +42,6 @@ func (c Config) BootParams() (bootparams.Params, error) {
 		p.Time = time.Now()
 	}
 	// Transport fields are the driver's: clear what an image might have said.
-	p.Console, p.Channel, p.Net, p.Token = "", "", "", ""
+	p.Console, p.Channel, p.Net, p.Token, p.TokenFrom = "", "", "", "", ""
 	return p, nil
 }

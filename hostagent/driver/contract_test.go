@@ -39,12 +39,12 @@ func TestDriversTellTheGuestTheSame(t *testing.T) {
 				line      string
 				transport bootparams.Params
 			}{
-				"qemu linux serial": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelTCG, AgentSocket: "/a", QMPSocket: "/q"}),
-					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser}},
+				"qemu linux serial": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelTCG, AgentSocket: "/a", QMPSocket: "/q", Token: "00112233445566778899aabbccddeeff", TokenFile: "/t"}),
+					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}},
 				"qemu linux vsock": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelKVM, VsockCID: 3, QMPSocket: "/q"}),
 					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelVsock, Net: bootparams.NetUser}},
-				"qemu windows token": {qemuAppend(t, qcfg, qemu.Host{OS: "windows", Accel: qemu.AccelWHPX, AgentPort: 4444, Token: "00112233445566778899aabbccddeeff", QMPPort: 4445}),
-					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, Token: "00112233445566778899aabbccddeeff"}},
+				"qemu windows token": {qemuAppend(t, qcfg, qemu.Host{OS: "windows", Accel: qemu.AccelWHPX, AgentPort: 4444, Token: "00112233445566778899aabbccddeeff", TokenFile: `C:\t`, QMPSocket: `C:\q.sock`}),
+					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}},
 				"vz": {vzCmdline(t, tc.cfg),
 					bootparams.Params{Console: "hvc0", Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP}},
 			}
@@ -93,12 +93,12 @@ func machineLevel(cfg driver.Config) bootparams.Params {
 }
 
 func machinePart(p bootparams.Params) bootparams.Params {
-	p.Console, p.Channel, p.Net, p.Token = "", "", "", ""
+	p.Console, p.Channel, p.Net, p.Token, p.TokenFrom = "", "", "", "", ""
 	return p
 }
 
 func transportPart(p bootparams.Params) bootparams.Params {
-	return bootparams.Params{Console: p.Console, Channel: p.Channel, Net: p.Net, Token: p.Token}
+	return bootparams.Params{Console: p.Console, Channel: p.Channel, Net: p.Net, Token: p.Token, TokenFrom: p.TokenFrom}
 }
 
 func qemuAppend(t *testing.T, cfg driver.Config, host qemu.Host) string {

@@ -48,11 +48,17 @@ type Params struct {
 	// value, on, is what a guest assumes when the key is missing.
 	NoHostAccess bool
 
-	// Token, when set, is a secret the host writes as the first line of the serial channel
-	// ("<token>\n") before any multiplexed traffic. It guards channels that other local users
-	// could reach (QEMU's loopback TCP chardev on Windows): the guest drops a session that
-	// does not present it.
+	// Token, when set, is a secret the host writes as the first line of every serial-channel
+	// session ("<token>\n") after the preamble. It guards channels that other local users
+	// could reach (QEMU's loopback TCP chardev on Windows). It never travels on the command
+	// line, which every container can read in /proc/cmdline: Encode writes only where the
+	// guest finds it (TokenFrom), the driver hands the value to QEMU's firmware configuration
+	// device under TokenFwCfgName, and the guest reads it with ReadToken. Decode sets Token
+	// only from the literal form an older host wrote.
 	Token string
+	// TokenFrom is where the guest reads the token: "" (nowhere: no token, or a literal
+	// Token) or TokenFwCfg. Encode sets it in the command line whenever Token is set.
+	TokenFrom string
 	// Time is the host's clock when the driver made these parameters, so the guest's clock is
 	// right before the host's first time sync (a VM without a battery-backed clock starts at
 	// the epoch). Zero: not given.
@@ -106,6 +112,20 @@ const (
 	RosettaTag        = "machine-rosetta"
 	RosettaMountPoint = "/mnt/machine-rosetta"
 )
+
+// TokenFwCfg is the one place a token is passed: QEMU's firmware configuration device
+// (-fw_cfg name=TokenFwCfgName,file=...), which the guest kernel's qemu_fw_cfg module shows
+// in sysfs at TokenFwCfgPath, readable by root only, under /sys/firmware, which Docker masks
+// in every container that is not privileged.
+const (
+	TokenFwCfg     = "fw_cfg"
+	TokenFwCfgName = "opt/run.machine/token"
+	TokenFwCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/" + TokenFwCfgName + "/raw"
+)
+
+// tokenFwCfgWord is the value of machine.token that says "read it from fw_cfg"; it cannot be
+// a literal token (tokens have no colon or slash).
+const tokenFwCfgWord = TokenFwCfg + ":" + TokenFwCfgName
 
 // MaxLen is the longest command line the kernel keeps (COMMAND_LINE_SIZE on amd64 and arm64,
 // including the terminating NUL); the rest would be cut off silently.
@@ -209,6 +229,9 @@ func (p Params) Validate() error {
 	if p.Token != "" && !tokenRE.MatchString(p.Token) {
 		return errors.New("token: want 1-128 letters, digits, dashes or underscores")
 	}
+	if p.TokenFrom != "" && p.TokenFrom != TokenFwCfg {
+		return fmt.Errorf("token source %q: want %s", p.TokenFrom, TokenFwCfg)
+	}
 	for _, w := range p.Kernel {
 		if err := checkKernelWord(w); err != nil {
 			return err
@@ -232,6 +255,27 @@ func checkKernelWord(w string) error {
 		return fmt.Errorf("kernel word %q: %s is a field of the boot contract, not a kernel word", w, k)
 	}
 	return nil
+}
+
+// ReadToken returns the token p says the guest must read (empty when there is none), with
+// readFile reading a guest path (os.ReadFile in the guest, a fake sysfs tree in tests).
+func ReadToken(p Params, readFile func(path string) ([]byte, error)) (string, error) {
+	switch p.TokenFrom {
+	case "":
+		return p.Token, nil
+	case TokenFwCfg:
+	default:
+		return "", fmt.Errorf("token source %q: want %s", p.TokenFrom, TokenFwCfg)
+	}
+	b, err := readFile(TokenFwCfgPath)
+	if err != nil {
+		return "", fmt.Errorf("channel token from QEMU's firmware configuration (is the qemu_fw_cfg module loaded?): %w", err)
+	}
+	tok := string(b)
+	if !tokenRE.MatchString(tok) {
+		return "", fmt.Errorf("channel token in %s: %d bytes that are not 1-128 letters, digits, dashes or underscores", TokenFwCfgPath, len(b))
+	}
+	return tok, nil
 }
 
 // isAbs accepts an absolute guest path; a NUL cannot be in a path.

@@ -52,7 +52,7 @@ func TestRoundTrip(t *testing.T) {
 			p.Shares = []Share{{Tag: "share0", GuestPath: "/Users/me", ReadOnly: true}}
 			p.Rosetta = &Rosetta{Tag: "ros", MountPoint: "/mnt/a b"}
 		}, []string{`machine.rosetta="ros=/mnt/a b"`}},
-		{"token", func(p *Params) { p.Token = "00112233445566778899aabbccddeeff" }, []string{"machine.token=00112233445566778899aabbccddeeff"}},
+		{"token", func(p *Params) { p.Token = "00112233445566778899aabbccddeeff" }, []string{"machine.token=fw_cfg:opt/run.machine/token"}},
 		{"time", func(p *Params) { p.Time = bootTime }, []string{"machine.time=2026-12-01T20:03:04.123456789Z"}},
 		{"host access off", func(p *Params) { p.NoHostAccess = true }, []string{"machine.hostaccess=off"}},
 		{"kernel words with spaces", func(p *Params) { p.Kernel = []string{"quiet", "foo=a b", "bare word"} }, []string{`foo="a b"`, `"bare word"`}},
@@ -76,12 +76,20 @@ func TestRoundTrip(t *testing.T) {
 					t.Errorf("command line %q lacks %q", line, w)
 				}
 			}
+			if in.Token != "" && strings.Contains(line, in.Token) {
+				t.Errorf("command line %q carries the token %q (every container reads /proc/cmdline)", line, in.Token)
+			}
 			out, err := Decode(line)
 			if err != nil {
 				t.Fatalf("Decode(%q): %v", line, err)
 			}
-			if !reflect.DeepEqual(out, in) {
-				t.Errorf("round trip through %q:\n got %#v\nwant %#v", line, out, in)
+			want := in
+			if want.Token != "" {
+				// The secret stays with the host; the guest learns where to read it.
+				want.Token, want.TokenFrom = "", TokenFwCfg
+			}
+			if !reflect.DeepEqual(out, want) {
+				t.Errorf("round trip through %q:\n got %#v\nwant %#v", line, out, want)
 			}
 		})
 	}
@@ -251,8 +259,60 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Decode(Encode(Decode(%q))) = %v (encoded %q)", line, err, enc)
 		}
+		if p.Token != "" {
+			// An older host's literal token is re-encoded as its new source, never as itself.
+			p.Token, p.TokenFrom = "", TokenFwCfg
+		}
 		if !reflect.DeepEqual(p, q) {
 			t.Fatalf("through %q -> %q:\n first %#v\nsecond %#v", line, enc, p, q)
 		}
 	})
+}
+
+func TestReadToken(t *testing.T) {
+	const tok = "00112233445566778899aabbccddeeff"
+	files := func(m map[string]string) func(string) ([]byte, error) {
+		return func(p string) ([]byte, error) {
+			if v, ok := m[p]; ok {
+				return []byte(v), nil
+			}
+			return nil, errors.New("no such file")
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		p       Params
+		files   map[string]string
+		want    string
+		wantErr string
+	}{
+		{"no token", Params{}, nil, "", ""},
+		{"literal from an older host", Params{Token: tok}, nil, tok, ""},
+		{"fw_cfg", Params{TokenFrom: TokenFwCfg}, map[string]string{TokenFwCfgPath: tok}, tok, ""},
+		{"fw_cfg missing", Params{TokenFrom: TokenFwCfg}, nil, "", "qemu_fw_cfg"},
+		{"fw_cfg empty", Params{TokenFrom: TokenFwCfg}, map[string]string{TokenFwCfgPath: ""}, "", "0 bytes"},
+		{"fw_cfg with a newline", Params{TokenFrom: TokenFwCfg}, map[string]string{TokenFwCfgPath: tok + "\n"}, "", "33 bytes"},
+		{"unknown source", Params{TokenFrom: "smbios"}, nil, "", "token source"},
+	} {
+		got, err := ReadToken(tc.p, files(tc.files))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: ReadToken = %q, %v; want an error with %q", tc.name, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: ReadToken = %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestDecodeTokenSource(t *testing.T) {
+	p, err := Decode("machine.token=fw_cfg:opt/run.machine/token")
+	if err != nil || p.TokenFrom != TokenFwCfg || p.Token != "" {
+		t.Fatalf("Decode = %+v, %v; want the fw_cfg source and no literal token", p, err)
+	}
+	if _, err := Decode("machine.token=fw_cfg:opt/other/token"); err == nil {
+		t.Error("Decode accepted a token source this version does not know")
+	}
 }

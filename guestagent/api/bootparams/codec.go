@@ -53,8 +53,8 @@ func (p Params) Encode() (string, error) {
 	if !p.Time.IsZero() {
 		add(keyTime, p.Time.UTC().Format(time.RFC3339Nano))
 	}
-	if p.Token != "" {
-		add(keyToken, p.Token)
+	if p.Token != "" || p.TokenFrom != "" {
+		add(keyToken, tokenFwCfgWord)
 	}
 	line := strings.Join(words, " ")
 	if len(line) > MaxLen {
@@ -114,7 +114,11 @@ func Decode(line string) (Params, error) {
 				fail(key, fmt.Errorf("%q: want on or off", value))
 			}
 		case keyToken:
-			p.Token = value
+			if value == tokenFwCfgWord {
+				p.Token, p.TokenFrom = "", TokenFwCfg
+			} else {
+				p.Token, p.TokenFrom = value, ""
+			}
 		case keyTime:
 			if p.Time, err = decodeTime(value); err != nil {
 				fail(key, err)

@@ -36,13 +36,18 @@ type Host struct {
 	// channel. When empty, QEMU listens on loopback TCP port AgentPort instead (Windows).
 	AgentSocket string
 	AgentPort   int
-	// Token, when set, goes on the kernel command line (bootparams.Params.Token) and the host
-	// writes it first on the serial channel; required with AgentPort.
-	Token string
-	// QMPSocket is QEMU's machine protocol socket (power-off requests). When empty, QEMU
-	// serves QMP on loopback TCP port QMPPort instead (Windows).
+	// Token, when set, is the serial channel's secret: the host writes it first on every
+	// session, and QEMU hands it to the guest from TokenFile through its firmware
+	// configuration device (never on the kernel command line, which containers can read).
+	// Required with AgentPort; prepareChannel sets one for every serial channel.
+	Token     string
+	TokenFile string
+	// QMPSocket is QEMU's machine protocol socket (power-off requests), a unix socket in the
+	// machine's private folder on every OS: QMP controls the whole VM (blockdev-add,
+	// dump-guest-memory), so it must never be a port other local users, or containers
+	// through the NAT's host alias, can reach. QEMU for Windows serves unix sockets since
+	// 7.2 (Windows 10 1803 and later).
 	QMPSocket string
-	QMPPort   int
 }
 
 // Binary returns QEMU's system emulator name for a guest architecture on a host OS.
@@ -71,6 +76,9 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		if p == "" {
 			return nil, fmt.Errorf("qemu: machine %q: no %s path", cfg.Name, what)
 		}
+	}
+	if host.QMPSocket == "" {
+		return nil, fmt.Errorf("qemu: machine %q: no QMP socket path", cfg.Name)
 	}
 	machine, cpu, console, err := board(cfg.Arch, host.Accel)
 	if err != nil {
@@ -116,7 +124,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		"-device", "virtio-balloon-pci,free-page-reporting=on",
 		"-chardev", "file,id=console,path="+qemuPath(host.OS, cfg.SerialLog),
 		"-serial", "chardev:console",
-		"-qmp", qmpArg(host),
+		"-qmp", "unix:"+qemuPath(host.OS, host.QMPSocket)+",server=on,wait=off",
 	)
 	if host.VsockCID != 0 {
 		dev := fmt.Sprintf("vhost-vsock-pci,guest-cid=%d", host.VsockCID)
@@ -134,6 +142,12 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 			"-chardev", chardev,
 			"-device", "virtserialport,bus=vser0.0,chardev=agent,name="+api.SerialPortName,
 		)
+	}
+	if host.Token != "" {
+		if host.TokenFile == "" {
+			return nil, fmt.Errorf("qemu: machine %q: a channel token but no file to pass it to the guest in", cfg.Name)
+		}
+		a = append(a, "-fw_cfg", "name="+bootparams.TokenFwCfgName+",file="+qemuPath(host.OS, host.TokenFile))
 	}
 	for i, s := range cfg.Shares {
 		a = append(a, "-virtfs", virtfs(host.OS, fmt.Sprintf("share%d", i), s.HostPath, s.Tag, s.ReadOnly))
@@ -224,14 +238,4 @@ func userNetdev(hostfwd []string) string {
 		s += ",hostfwd=" + f
 	}
 	return s
-}
-
-// qmpArg is the -qmp value: a unix socket in the machine folder, or loopback TCP where unix
-// sockets are not reliable (Windows). QMP can only stop this VM, which any local process of
-// the user could do anyway.
-func qmpArg(host Host) string {
-	if host.QMPSocket == "" {
-		return fmt.Sprintf("tcp:127.0.0.1:%d,server=on,wait=off", host.QMPPort)
-	}
-	return "unix:" + qemuPath(host.OS, host.QMPSocket) + ",server=on,wait=off"
 }

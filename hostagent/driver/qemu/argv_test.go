@@ -79,9 +79,9 @@ func TestArgs(t *testing.T) {
 		},
 		{
 			name: "windows whpx falls back to tcg", arch: "amd64",
-			host:    Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: "00112233445566778899aabbccddeeff", QMPPort: 50124},
+			host:    Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: "00112233445566778899aabbccddeeff", TokenFile: `C:\m\dev\channel.token`, QMPSocket: `C:\m\dev\qmp.sock`},
 			machine: "q35", accels: []string{"whpx", "tcg,tb-size=256,thread=multi"}, cpu: "max",
-			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.token=00112233445566778899aabbccddeeff"},
+			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.token=fw_cfg:opt/run.machine/token"},
 			devices: []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
 		},
 	}
@@ -246,5 +246,53 @@ func TestBinary(t *testing.T) {
 	}
 	if _, err := Binary("linux", "mips"); err == nil || errors.Is(err, nil) {
 		t.Error("mips accepted")
+	}
+}
+
+// TestArgsKeepSecretsFromTheGuestAndOtherUsers: on every host OS, QMP is a unix socket in the
+// machine's folder (never a TCP port another user or a container could reach), and the
+// channel token reaches the guest only through fw_cfg from the private token file: it is in
+// neither QEMU's argv (which other users can read in the process list) nor the kernel
+// command line (which every container can read in /proc/cmdline).
+func TestArgsKeepSecretsFromTheGuestAndOtherUsers(t *testing.T) {
+	const tok = "00112233445566778899aabbccddeeff"
+	for _, tc := range []struct {
+		name   string
+		host   Host
+		qmp    string // exact -qmp value
+		fwCfg  string // exact -fw_cfg value; "" means none
+		arches []string
+	}{
+		{"linux unix channel", Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/dev/agent.sock", QMPSocket: "/m/dev/qmp.sock", Token: tok, TokenFile: "/m/dev/channel.token"},
+			"unix:/m/dev/qmp.sock,server=on,wait=off", "name=opt/run.machine/token,file=/m/dev/channel.token", nil},
+		{"linux vsock, no token", Host{OS: "linux", Accel: AccelKVM, VsockCID: 3, QMPSocket: "/m/dev/qmp.sock"},
+			"unix:/m/dev/qmp.sock,server=on,wait=off", "", nil},
+		{"macos, comma in the folder", Host{OS: "darwin", Accel: AccelHVF, AgentSocket: "/m/a,b/agent.sock", QMPSocket: "/m/a,b/qmp.sock", Token: tok, TokenFile: "/m/a,b/channel.token"},
+			"unix:/m/a,,b/qmp.sock,server=on,wait=off", "name=opt/run.machine/token,file=/m/a,,b/channel.token", nil},
+		{"windows tcp channel", Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, QMPSocket: `C:/Users/me/.machine/dev/qmp.sock`, Token: tok, TokenFile: `C:/Users/me/.machine/dev/channel.token`},
+			`unix:C:\Users\me\.machine\dev\qmp.sock,server=on,wait=off`, `name=opt/run.machine/token,file=C:\Users\me\.machine\dev\channel.token`, nil},
+	} {
+		for _, arch := range []string{"amd64", "arm64"} {
+			args, err := Args(testConfig(arch), tc.host)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", tc.name, arch, err)
+			}
+			if got := argValues(args, "-qmp"); len(got) != 1 || got[0] != tc.qmp {
+				t.Errorf("%s/%s: -qmp %q, want %q", tc.name, arch, got, tc.qmp)
+			}
+			fw := argValues(args, "-fw_cfg")
+			if tc.fwCfg == "" && len(fw) != 0 || tc.fwCfg != "" && (len(fw) != 1 || fw[0] != tc.fwCfg) {
+				t.Errorf("%s/%s: -fw_cfg %q, want %q", tc.name, arch, fw, tc.fwCfg)
+			}
+			if all := strings.Join(args, " "); strings.Contains(all, tok) {
+				t.Errorf("%s/%s: the token is in QEMU's argv: %s", tc.name, arch, all)
+			}
+		}
+	}
+	if _, err := Args(testConfig("amd64"), Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: tok, TokenFile: `C:\t`}); err == nil {
+		t.Error("Args accepted no QMP socket")
+	}
+	if _, err := Args(testConfig("amd64"), Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a", QMPSocket: "/q", Token: tok}); err == nil {
+		t.Error("Args accepted a token with no file to pass it in")
 	}
 }

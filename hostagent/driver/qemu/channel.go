@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/machine-run/machine/guestagent/api/mux"
+	"github.com/machine-run/machine/internal/atomicfile"
 )
 
 // The agent channel is QEMU's end of the virtio-serial port, a socket chardev the host agent
 // connects to. On Linux and macOS it is a unix socket in the machine's private folder. On
 // Windows it is a loopback TCP port (QEMU's Windows build cannot be relied on for unix socket
-// chardevs), which every local user can reach: there a random token on the kernel command line
-// must be the first line the guest reads, or it hangs up.
+// chardevs), which every local user can reach: there a random token must be the first line
+// the guest reads, or it hangs up. Every serial channel gets a token, so the path Windows
+// depends on runs in every Linux boot too; QEMU passes it to the guest through fw_cfg from a
+// file only the user can read (bootparams.TokenFwCfgName).
 
 // agentSocketPath is the unix socket of the agent channel, or "" where the channel is a
 // loopback TCP port.
@@ -29,13 +32,9 @@ func agentSocketPath(goos, dir string) string {
 	return filepath.Join(dir, "agent.sock")
 }
 
-// qmpSocketPath is where QEMU serves QMP; empty on Windows, where it uses loopback TCP.
-func qmpSocketPath(goos, dir string) string {
-	if goos == "windows" {
-		return ""
-	}
-	return filepath.Join(dir, "qmp.sock")
-}
+// qmpSocketPath is where QEMU serves QMP: a unix socket in the machine's folder, which only
+// the user can open, on every OS (Go and QEMU 7.2+ both speak AF_UNIX on Windows).
+func qmpSocketPath(dir string) string { return filepath.Join(dir, "qmp.sock") }
 
 // agentChardev is the -chardev value of the agent channel.
 func agentChardev(host Host) (string, error) {
@@ -72,28 +71,30 @@ func freeLoopbackPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// prepareChannel picks the loopback port and token of a TCP agent channel; it does nothing
-// for a unix socket or vsock.
+// prepareChannel picks the loopback port of a TCP agent channel and the token of every
+// serial channel, and writes the token to TokenFile (mode 0600) for QEMU; it does nothing
+// more for vsock.
 func (h *Host) prepareChannel() error {
-	if h.QMPSocket == "" && h.QMPPort == 0 {
+	if h.VsockCID != 0 {
+		return nil
+	}
+	if h.AgentSocket == "" {
 		port, err := freeLoopbackPort()
 		if err != nil {
 			return err
 		}
-		h.QMPPort = port
-	}
-	if h.VsockCID != 0 || h.AgentSocket != "" {
-		return nil
-	}
-	port, err := freeLoopbackPort()
-	if err != nil {
-		return err
+		h.AgentPort = port
 	}
 	token, err := newToken()
 	if err != nil {
 		return err
 	}
-	h.AgentPort, h.Token = port, token
+	h.Token = token
+	if h.TokenFile != "" {
+		if err := atomicfile.WriteFile(h.TokenFile, []byte(token), 0o600); err != nil {
+			return fmt.Errorf("qemu: channel token: %w", err)
+		}
+	}
 	return nil
 }
 

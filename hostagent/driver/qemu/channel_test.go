@@ -5,6 +5,7 @@ import (
 	"context"
 	"github.com/machine-run/machine/guestagent/api/mux"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,17 +19,17 @@ func TestAgentChardev(t *testing.T) {
 		name    string
 		host    Host
 		chardev string // exact -chardev value for the agent; "" means Args must fail
-		token   bool   // the token is on the kernel command line
+		token   bool   // the kernel command line says the token is in fw_cfg
 	}{
 		{"linux unix socket", Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/dev/agent.sock", QMPSocket: "/q"},
 			"socket,id=agent,server=on,wait=off,path=/m/dev/agent.sock", false},
-		{"linux unix socket with optional token", Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/a,b.sock", Token: tok, QMPSocket: "/q"},
+		{"linux unix socket with a token", Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/a,b.sock", Token: tok, TokenFile: "/m/t", QMPSocket: "/q"},
 			"socket,id=agent,server=on,wait=off,path=/m/a,,b.sock", true},
-		{"windows amd64 loopback tcp", Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: tok, QMPSocket: `C:\m\q.sock`},
+		{"windows amd64 loopback tcp", Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: tok, TokenFile: `C:\m\t`, QMPSocket: `C:\m\q.sock`},
 			"socket,id=agent,host=127.0.0.1,port=50123,server=on,wait=off,nodelay=on", true},
 		{"windows tcp without token", Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, QMPSocket: `C:\m\q.sock`}, "", false},
-		{"windows no port", Host{OS: "windows", Accel: AccelWHPX, Token: tok, QMPSocket: `C:\m\q.sock`}, "", false},
-		{"windows port out of range", Host{OS: "windows", Accel: AccelWHPX, AgentPort: 70000, Token: tok, QMPSocket: `C:\m\q.sock`}, "", false},
+		{"windows no port", Host{OS: "windows", Accel: AccelWHPX, Token: tok, TokenFile: `C:\m\t`, QMPSocket: `C:\m\q.sock`}, "", false},
+		{"windows port out of range", Host{OS: "windows", Accel: AccelWHPX, AgentPort: 70000, Token: tok, TokenFile: `C:\m\t`, QMPSocket: `C:\m\q.sock`}, "", false},
 	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		for _, tt := range tests {
@@ -52,7 +53,7 @@ func TestAgentChardev(t *testing.T) {
 				t.Errorf("%s/%s: agent chardev %q, want %q", arch, tt.name, agent, tt.chardev)
 			}
 			app := argValues(args, "-append")[0]
-			if got := strings.Contains(" "+app+" ", " machine.token="+tok+" "); got != tt.token {
+			if got := strings.Contains(" "+app+" ", " machine.token=fw_cfg:opt/run.machine/token "); got != tt.token {
 				t.Errorf("%s/%s: token on the command line = %v, want %v (%q)", arch, tt.name, got, tt.token, app)
 			}
 		}
@@ -81,9 +82,21 @@ func TestPrepareChannel(t *testing.T) {
 	if h2.Token == h.Token {
 		t.Fatal("two channels got the same token")
 	}
-	u := Host{OS: "linux", AgentSocket: "/a.sock"}
-	if u.prepareChannel(); u.AgentPort != 0 || u.Token != "" {
-		t.Fatalf("unix channel got port %d token %q", u.AgentPort, u.Token)
+	// A unix channel gets a token too, written where QEMU reads it for fw_cfg, private.
+	u := Host{OS: "linux", AgentSocket: "/a.sock", TokenFile: filepath.Join(t.TempDir(), "channel.token")}
+	if err := u.prepareChannel(); err != nil || u.AgentPort != 0 || len(u.Token) != 32 {
+		t.Fatalf("unix channel got port %d token %q (%v): want no port and a token", u.AgentPort, u.Token, err)
+	}
+	b, err := os.ReadFile(u.TokenFile)
+	if err != nil || string(b) != u.Token {
+		t.Fatalf("token file holds %q (%v), want %q", b, err, u.Token)
+	}
+	if fi, _ := os.Stat(u.TokenFile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	v := Host{OS: "linux", VsockCID: 3}
+	if v.prepareChannel(); v.Token != "" {
+		t.Errorf("vsock got token %q; it needs none (the guest accepts only the host's CID)", v.Token)
 	}
 }
 

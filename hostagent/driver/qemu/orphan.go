@@ -46,9 +46,6 @@ func writeRecord(dir string, pid int, host Host) error {
 		return fmt.Errorf("qemu: record QEMU (pid %d): %w", pid, err)
 	}
 	r := record{Pid: pid, Start: start, QMPNetwork: "unix", QMPAddr: host.QMPSocket}
-	if host.QMPSocket == "" {
-		r.QMPNetwork, r.QMPAddr = "tcp", fmt.Sprintf("127.0.0.1:%d", host.QMPPort)
-	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

@@ -90,7 +90,7 @@ func TestEndOrphanSparesAProcessThatReusedThePid(t *testing.T) {
 func TestEndOrphanForgetsAnExitedProcess(t *testing.T) {
 	dir := t.TempDir()
 	cmd, done := startStandIn(t)
-	if err := writeRecord(dir, cmd.Process.Pid, Host{QMPPort: 1}); err != nil {
+	if err := writeRecord(dir, cmd.Process.Pid, Host{QMPSocket: filepath.Join(dir, "qmp.sock")}); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Process.Kill()
@@ -125,9 +125,10 @@ func TestEndOrphanUnreadableRecord(t *testing.T) {
 	}
 }
 
-// powerButton serves QMP on loopback; system_powerdown calls press.
-func powerButton(t *testing.T, press func()) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// powerButton serves QMP on a unix socket in dir; system_powerdown calls press.
+func powerButton(t *testing.T, dir string, press func()) string {
+	path := filepath.Join(dir, "qmp.sock")
+	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,16 +150,13 @@ func powerButton(t *testing.T, press func()) string {
 			}
 		}
 	}()
-	return l.Addr().(*net.TCPAddr).String()
+	return path
 }
 
 func TestEndOrphanPowersOffCleanlyFirst(t *testing.T) {
 	dir := t.TempDir()
 	cmd, _ := startStandIn(t)
-	addr := powerButton(t, func() { cmd.Process.Kill() }) // the guest powers off
-	_, port, _ := net.SplitHostPort(addr)
-	host := Host{}
-	json.Unmarshal([]byte(port), &host.QMPPort)
+	host := Host{QMPSocket: powerButton(t, dir, func() { cmd.Process.Kill() })} // the guest powers off
 	if err := writeRecord(dir, cmd.Process.Pid, host); err != nil {
 		t.Fatal(err)
 	}
@@ -178,10 +176,7 @@ func TestEndOrphanKillsWhenThePowerButtonIsIgnored(t *testing.T) {
 	dir := t.TempDir()
 	cmd, _ := startStandIn(t)
 	pressed := make(chan struct{}, 1)
-	addr := powerButton(t, func() { pressed <- struct{}{} })
-	_, port, _ := net.SplitHostPort(addr)
-	host := Host{}
-	json.Unmarshal([]byte(port), &host.QMPPort)
+	host := Host{QMPSocket: powerButton(t, dir, func() { pressed <- struct{}{} })}
 	if err := writeRecord(dir, cmd.Process.Pid, host); err != nil {
 		t.Fatal(err)
 	}

@@ -37,9 +37,5 @@ func (d *Driver) Resume(ctx context.Context) error {
 }
 
 func (d *Driver) qmp(ctx context.Context, command string) error {
-	network, addr := "unix", d.host.QMPSocket
-	if addr == "" {
-		network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", d.host.QMPPort)
-	}
-	return qmpCommand(ctx, network, addr, command)
+	return qmpCommand(ctx, "unix", d.host.QMPSocket, command)
 }

@@ -51,7 +51,8 @@ func New(cfg driver.Config) (*Driver, error) {
 		OS:          runtime.GOOS,
 		Accel:       accel,
 		AgentSocket: agentSocketPath(runtime.GOOS, cfg.Dir),
-		QMPSocket:   qmpSocketPath(runtime.GOOS, cfg.Dir),
+		QMPSocket:   qmpSocketPath(cfg.Dir),
+		TokenFile:   filepath.Join(cfg.Dir, "channel.token"),
 	}
 	for _, s := range []string{host.AgentSocket, host.QMPSocket} {
 		if s != "" && len(s) >= maxUnixPath {
@@ -230,11 +231,7 @@ func (d *Driver) DialGuest(ctx context.Context, service uint32) (net.Conn, error
 
 // RequestStop asks QEMU to press the virtual power button (ACPI).
 func (d *Driver) RequestStop(ctx context.Context) error {
-	network, addr := "unix", d.host.QMPSocket
-	if addr == "" {
-		network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", d.host.QMPPort)
-	}
-	return qmpCommand(ctx, network, addr, "system_powerdown")
+	return qmpCommand(ctx, "unix", d.host.QMPSocket, "system_powerdown")
 }
 
 // Kill ends QEMU at once.

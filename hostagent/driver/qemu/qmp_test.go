@@ -9,15 +9,6 @@ import (
 	"testing"
 )
 
-func TestQMPArg(t *testing.T) {
-	if got := qmpArg(Host{OS: "windows", QMPPort: 50124}); got != "tcp:127.0.0.1:50124,server=on,wait=off" {
-		t.Errorf("windows -qmp %q", got)
-	}
-	if got := qmpArg(Host{OS: "linux", QMPSocket: "/m/q.sock"}); got != "unix:/m/q.sock,server=on,wait=off" {
-		t.Errorf("linux -qmp %q", got)
-	}
-}
-
 // fakeQMP greets, answers each command, sends an event first to be skipped, and records
 // what it was asked.
 func fakeQMP(t *testing.T, fail string) (addr string, got chan []string) {
