@@ -275,6 +275,15 @@ func (a *agent) network(ctx context.Context) {
 		a.log.Error("network", "err", err)
 		detail += " error: " + err.Error()
 	}
+	if a.params.Net == bootparams.NetUser {
+		// Before the engine starts: no container ever reaches the host's loopback this way.
+		if err := boot.CloseHostAlias(ctx, a.reaper); err != nil {
+			a.log.Error("network", "err", err)
+			detail += " error: " + err.Error()
+		} else {
+			detail += "; host alias " + boot.UserHostAlias4 + " closed"
+		}
+	}
 	a.state.Phase(api.PhaseNetwork, detail)
 	a.log.Info("phase", "name", api.PhaseNetwork, "detail", detail)
 }
