@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/guestagent/reaper"
+	"github.com/machine-run/machine/internal/logrotate"
 )
 
 // Sockets of the engine inside the guest.
@@ -48,6 +50,9 @@ type Engine struct {
 
 	containerd, dockerd *Supervised
 	wg                  sync.WaitGroup
+
+	logsMu sync.Mutex
+	logs   map[string]*logrotate.Writer
 }
 
 // dockerdArgs is dockerd's argv.
@@ -99,20 +104,60 @@ func (e *Engine) Stop() {
 	e.dockerd.Stop(DockerStopTimeout)
 	e.containerd.Stop(ContainerdStopTimeout)
 	e.wg.Wait()
+	// The logs are on the data disk, which shutdown unmounts next.
+	e.logsMu.Lock()
+	for _, w := range e.logs {
+		w.Close()
+	}
+	e.logsMu.Unlock()
 }
 
 func (e *Engine) command(name string, argv ...string) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
 	if e.LogDir != "" {
-		f, err := os.OpenFile(filepath.Join(e.LogDir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		// The reaper takes only files: the daemon writes into a pipe (closed here by
+		// Supervised once the child has its copy) that a goroutine drains into the rotated
+		// log until the daemon and whatever inherited the pipe have exited.
+		pr, pw, err := os.Pipe()
 		if err != nil {
-			e.Log.Warn("engine: log file", "daemon", name, "err", err)
-		} else {
-			cmd.Stdout, cmd.Stderr = f, f // closed by Supervised once the child has its copy
+			e.Log.Warn("engine: log pipe", "daemon", name, "err", err)
+			return cmd
 		}
+		w := e.logWriter(name)
+		go func() {
+			defer pr.Close()
+			if _, err := io.Copy(w, pr); err != nil {
+				e.Log.Warn("engine: log", "daemon", name, "err", err)
+				io.Copy(io.Discard, pr) // never block the daemon on its output
+			}
+		}()
+		cmd.Stdout, cmd.Stderr = pw, pw
 	}
 	return cmd
+}
+
+// Engine logs live on the data disk across boots: each daemon's is rotated by size, with
+// a few generations kept, so a chatty daemon cannot fill the disk.
+const (
+	engineLogMax  = 8 << 20
+	engineLogKeep = 3
+)
+
+// logWriter is the daemon's log, one per daemon for the engine's lifetime (restarts of the
+// daemon append to it). The daemon writes into a pipe the agent drains into the file.
+func (e *Engine) logWriter(name string) *logrotate.Writer {
+	e.logsMu.Lock()
+	defer e.logsMu.Unlock()
+	if e.logs == nil {
+		e.logs = map[string]*logrotate.Writer{}
+	}
+	w := e.logs[name]
+	if w == nil {
+		w = &logrotate.Writer{Path: filepath.Join(e.LogDir, name+".log"), MaxBytes: engineLogMax, Keep: engineLogKeep, Perm: 0o640}
+		e.logs[name] = w
+	}
+	return w
 }
 
 // WaitUnixSocket returns once a connection to path succeeds, probing with backoff.
