@@ -79,13 +79,14 @@ func (l *Link) Run(ctx context.Context) error {
 	l.init()
 	l.mu.Unlock()
 	defer l.end()
-	delay := 50 * time.Millisecond
+	var delay time.Duration
 	everUp, unproven := false, 0
 	for ctx.Err() == nil {
 		var bound time.Duration
 		if everUp {
 			bound = l.proveTimeout() << min(unproven, 3)
 		}
+		began := time.Now()
 		proven, err := l.session(ctx, bound)
 		everUp = everUp || proven
 		if proven {
@@ -96,9 +97,7 @@ func (l *Link) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if proven {
-			delay = 50 * time.Millisecond
-		}
+		delay = redialDelay(delay, proven, time.Since(began))
 		l.mu.Lock()
 		l.lastErr = err
 		l.mu.Unlock()
@@ -106,9 +105,19 @@ func (l *Link) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, time.Second)
 	}
 	return ctx.Err()
+}
+
+// redialDelay is the wait before the next carrier, given the last wait and how the last
+// attempt went. The backoff is for carriers that fail at once; after a session, or an
+// attempt that waited out its bound (QEMU frozen, a host asleep), the link dials again at
+// once so it is back the moment the guest can answer.
+func redialDelay(last time.Duration, proven bool, took time.Duration) time.Duration {
+	if proven || took > time.Second || last <= 0 {
+		return 50 * time.Millisecond
+	}
+	return min(2*last, time.Second)
 }
 
 func (l *Link) end() {

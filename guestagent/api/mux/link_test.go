@@ -354,3 +354,27 @@ func TestLinkKeepsABusySlowCarrier(t *testing.T) {
 		t.Errorf("%d carrier dials, want 1", dials)
 	}
 }
+
+// TestRedialDelay: carriers that fail at once back off to a second; after a served session
+// or an attempt that waited out its bound (a frozen VM) the next dial is immediate, so a
+// resumed guest is not kept waiting by a backoff built up while it was frozen.
+func TestRedialDelay(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		last   time.Duration
+		proven bool
+		took   time.Duration
+		want   time.Duration
+	}{
+		{0, false, 0, 50 * ms},
+		{50 * ms, false, ms, 100 * ms},
+		{800 * ms, false, ms, time.Second},
+		{time.Second, false, ms, time.Second},
+		{time.Second, true, 10 * time.Second, 50 * ms},
+		{time.Second, false, 5 * time.Second, 50 * ms},
+	} {
+		if got := redialDelay(tc.last, tc.proven, tc.took); got != tc.want {
+			t.Errorf("redialDelay(%v, %v, %v) = %v, want %v", tc.last, tc.proven, tc.took, got, tc.want)
+		}
+	}
+}
