@@ -116,8 +116,13 @@ func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, t
 			if ctx.Err() != nil {
 				break
 			}
+			if served || delay == 0 {
+				log.Warn("channel: session ended, reopening", "err", err, "served", served)
+			} else {
+				// Polling for a host: at most four lines a second would flood the log.
+				log.Debug("channel: no session, reopening", "err", err)
+			}
 			delay = nextReopenDelay(delay, served)
-			log.Warn("channel: session ended, reopening", "err", err, "served", served)
 			select {
 			case <-ctx.Done():
 			case <-time.After(delay):
