@@ -65,6 +65,8 @@ type Agent struct {
 	guest  *guestClient
 	ports  *portforward.Forwarder
 	idle   *idler // nil: auto-pause is off
+	// portSync fires after each port sync (the Docker API's start waits on it).
+	portSync syncSignal
 
 	stopReq chan bool     // true: force
 	forced  chan struct{} // closed when a stop escalates to force

@@ -3,6 +3,7 @@ package hostagent
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/portforward"
@@ -22,6 +23,32 @@ func (a *Agent) newForwarder() *portforward.Forwarder {
 func (a *Agent) onPorts(ctx context.Context, ports []api.Port) {
 	if err := a.ports.Sync(ctx, ports); err != nil {
 		a.log.Warn("port sync failed", "err", err)
+	}
+	a.portSync.fire()
+}
+
+// syncSignal tells waiters that a port sync has happened. The zero value is ready.
+type syncSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next returns a channel closed at the next fire.
+func (s *syncSignal) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *syncSignal) fire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
 	}
 }
 
