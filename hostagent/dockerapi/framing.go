@@ -32,9 +32,9 @@ const (
 type head struct {
 	raw []byte
 	// Request: method and target; response: status code.
-	method, target string
-	status         int
-	header         map[string][]string // canonical names ("Content-Length")
+	method, target, proto string
+	status                int
+	header                map[string][]string // canonical names ("Content-Length")
 }
 
 func (h *head) get(name string) string {
@@ -116,7 +116,7 @@ func parseStart(h *head, line string) error {
 	if len(f) != 3 || !strings.HasPrefix(f[2], "HTTP/") {
 		return fmt.Errorf("malformed request line %q", line)
 	}
-	h.method, h.target = f[0], f[1]
+	h.method, h.target, h.proto = f[0], f[1], f[2]
 	return nil
 }
 
@@ -337,4 +337,16 @@ func withLength(h *head, n int) []byte {
 		b.WriteString(l)
 	}
 	return []byte(b.String())
+}
+
+// keepsAlive reports whether the connection may carry another request after this one's
+// answer: HTTP/1.1 unless either side said close; HTTP/1.0 only if the client asked.
+func keepsAlive(req, resp *head) bool {
+	if req.hasToken("Connection", "close") || resp.hasToken("Connection", "close") {
+		return false
+	}
+	if req.proto == "HTTP/1.0" {
+		return req.hasToken("Connection", "keep-alive") && resp.hasToken("Connection", "keep-alive")
+	}
+	return true
 }

@@ -239,7 +239,7 @@ func (c *conn) response(ctx context.Context, req *head, startID string) (bool, e
 		if err := copyBody(c.client, c.ur, kind, n); err != nil {
 			return false, err
 		}
-		if resp.hasToken("Connection", "close") || req.hasToken("Connection", "close") {
+		if !keepsAlive(req, resp) {
 			return false, io.EOF
 		}
 		return false, nil

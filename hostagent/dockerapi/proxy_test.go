@@ -300,3 +300,22 @@ func TestProxyStartWaitsForPorts(t *testing.T) {
 		t.Errorf("WaitPorts called for %q; want once, for the full ID of the container that publishes ports", ids)
 	}
 }
+
+// TestProxyHTTP10 is `printf 'GET /_ping HTTP/1.0\r\n\r\n' | nc -U docker.sock`: the answer
+// ends the connection, as HTTP/1.0 without keep-alive means.
+func TestProxyHTTP10(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "OK") })
+	engine, _ := serveEngine(t, mux)
+	addr := startProxy(t, &Proxy{}, engine)
+	c, err := net.Dial("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /_ping HTTP/1.0\r\n\r\n")
+	b, err := io.ReadAll(c) // returns only when the proxy closes the connection
+	if err != nil || !strings.HasSuffix(string(b), "\r\n\r\nOK") {
+		t.Fatalf("HTTP/1.0 answer %q, %v", b, err)
+	}
+}
