@@ -319,3 +319,37 @@ func TestProxyHTTP10(t *testing.T) {
 		t.Fatalf("HTTP/1.0 answer %q, %v", b, err)
 	}
 }
+
+// TestProxyHeadPing is how the docker CLI opens every session: HEAD /_ping, whose answer
+// has a Content-Length but no body, then a request on the same connection.
+func TestProxyHeadPing(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		w.Header().Set("Api-Version", "1.47")
+		if r.Method != "HEAD" {
+			io.WriteString(w, "OK")
+		}
+	})
+	engine, conns := serveEngine(t, mux)
+	c := unixClient(startProxy(t, &Proxy{}, engine))
+	for range 3 {
+		resp, err := c.Head("http://docker/_ping")
+		if err != nil || resp.Header.Get("Api-Version") != "1.47" {
+			t.Fatalf("HEAD /_ping: %v, %v", resp, err)
+		}
+		resp.Body.Close()
+		resp, err = c.Get("http://docker/_ping")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "OK" {
+			t.Fatalf("GET after HEAD: %q", b)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("engine saw %d connections, want 1", n)
+	}
+}
