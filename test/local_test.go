@@ -3,10 +3,12 @@
 package test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,8 +33,8 @@ func TestLocal(t *testing.T) {
 	t.Run("port ready when run returns", func(t *testing.T) {
 		for i := range 20 {
 			port := 18000 + i
-			c := fmt.Sprintf("ready%d", i)
-			docker(t, ctxName, "", "run", "-d", "--name", c, "-p", fmt.Sprintf("%d:80", port), "busybox:local", "httpd", "-f", "-p", "80", "-h", "/www")
+			// No --name: a retry after a guest crash must not collide with the first try.
+			c := strings.TrimSpace(docker(t, ctxName, "", "run", "-d", "-p", fmt.Sprintf("%d:80", port), "busybox:local", "httpd", "-f", "-p", "80", "-h", "/www"))
 			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err != nil {
 				t.Fatalf("attempt %d: connecting right after docker run returned: %v", i+1, err)
@@ -79,8 +81,21 @@ func TestLocal(t *testing.T) {
 			t.Errorf("docker run -i: %q", out)
 		}
 		docker(t, ctxName, "", "run", "-d", "-i", "--name", "att", "busybox:local", "sh", "-c", "read line; echo got $line")
-		if out := docker(t, ctxName, "hello\n", "attach", "att"); out != "got hello\n" {
-			t.Errorf("docker attach: %q", out)
+		// stdin stays open until the output is back: the engine ends an attach's output when
+		// its stdin closes (the container was not started with StdinOnce).
+		attach := exec.Command("docker", "--context", ctxName, "attach", "att")
+		attach.Env = cmdEnv()
+		stdin, _ := attach.StdinPipe()
+		stdout, _ := attach.StdoutPipe()
+		if err := attach.Start(); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(stdin, "hello\n")
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		stdin.Close()
+		attach.Wait()
+		if line != "got hello\n" {
+			t.Errorf("docker attach: %q, %v", line, err)
 		}
 		if out := docker(t, ctxName, "exec in\n", "run", "--rm", "-i", "busybox:local", "sh", "-c", "cat; echo done"); out != "exec in\ndone\n" {
 			t.Errorf("stdin end reached the container: %q", out)

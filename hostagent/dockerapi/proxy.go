@@ -31,6 +31,9 @@ import (
 // maxCreateBody bounds the create request bodies read whole for inspection.
 const maxCreateBody = 8 << 20
 
+// inspectTimeout bounds the inspect that learns which ports a started container publishes.
+const inspectTimeout = 500 * time.Millisecond
+
 // DefaultPortWait bounds how long a start answer waits for the host's port listeners.
 const DefaultPortWait = 2 * time.Second
 
@@ -259,7 +262,11 @@ func (c *conn) waitPorts(ctx context.Context, id string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	fullID, ports, err := c.p.inspect(ctx, id)
+	// The engine can be slow to answer an inspect of a container it is removing (run
+	// --rm of a quick command): that must not hold the start's answer for the whole wait.
+	ictx, icancel := context.WithTimeout(ctx, inspectTimeout)
+	fullID, ports, err := c.p.inspect(ictx, id)
+	icancel()
 	if err == nil && len(ports) > 0 {
 		err = c.p.WaitPorts(ctx, fullID, ports)
 	}
