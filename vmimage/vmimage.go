@@ -29,7 +29,11 @@ const SchemaVersion = 1
 // filesystem type (the initramfs reads it when the disk's magic does not tell). Everything
 // else a guest is told comes from the boot contract (guestagent/api/bootparams), which the
 // drivers encode over it.
-const Cmdline = "softlockup_panic=1 panic=-1 rootfstype=" + rootFSType
+//
+// page_reporting_order=5: free page reporting (the balloon's, see the QEMU driver) hands
+// free blocks of 128 KiB and up back to the host instead of only whole 2 MiB pageblocks;
+// with the default, ~180 MB that a container freed stayed with QEMU as fragments.
+const Cmdline = "softlockup_panic=1 panic=-1 page_reporting.page_reporting_order=5 rootfstype=" + rootFSType
 
 // rootFSType is the filesystem of root.img; see rootImageArgs.
 const rootFSType = "squashfs"
