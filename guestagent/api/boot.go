@@ -19,7 +19,6 @@ var InitramfsModules = []string{
 // crc32c_generic comes first: libcrc32c (nf_conntrack, nf_tables) and ext4 need the "crc32c"
 // crypto algorithm, which is only a softdep alias, so an image pruned to the dependency
 // closure otherwise lacks it (ext4: "Cannot load crc32c driver"; netfilter: "Unknown symbol").
-// xt_TPROXY hands connections to host.docker.internal to the guest agent's proxy.
 // binfmt_misc (a module in Debian's kernels) hands x86_64 programs to Rosetta in arm64 guests.
 // virtio_balloon (a module in Debian's kernels) reports freed pages to the host (QEMU's
 // free-page-reporting), which gives them back.
@@ -28,7 +27,7 @@ var RootModules = []string{
 	"ext4", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
 	"nf_nat", "nf_conntrack", "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "xt_nat",
 	"xt_tcpudp", "xt_mark", "iptable_nat", "iptable_filter", "ip6table_nat", "ip6table_filter",
-	"overlay", "tun", "binfmt_misc", "xt_TPROXY",
+	"overlay", "tun", "binfmt_misc",
 }
 
 // Paths inside the guest that the image builder and the agent agree on.

@@ -6,12 +6,12 @@ import (
 	"github.com/machine-run/machine/guestagent/api"
 )
 
-// ProxyPort is where the transparent proxy listens on api.HostGatewayIP (TCP and UDP); the
-// netfilter rules hand it every connection to that address, whatever its port.
+// ProxyPort is where the proxy listens on api.HostGatewayIP; the netfilter rules hand it
+// every TCP connection to that address, whatever its port.
 const ProxyPort = 2410
 
-// chain is the mangle-table chain that holds the proxy's rules, so they are found and
-// replaced as a unit and never mixed with the engine's.
+// chain is the nat-table chain that holds the proxy's rules, so they are found and replaced
+// as a unit and never mixed with the engine's.
 const chain = "MACHINE-HOST-GATEWAY"
 
 // Addresses returns the `ip -batch` script that puts the service addresses on the guest's
@@ -25,18 +25,19 @@ func Addresses(hostAccess bool) string {
 	return s
 }
 
-// GatewayRules are the iptables commands (argv without "iptables") that send every TCP and
-// UDP packet for api.HostGatewayIP to the transparent proxy. TPROXY keeps the packet's
-// destination, so the proxy's sockets see the port the container asked for.
+// GatewayRules are the iptables commands (argv without "iptables") that send every TCP
+// connection for api.HostGatewayIP to the proxy; the proxy reads the port the container
+// asked for from the connection's original destination (SO_ORIGINAL_DST).
+//
+// A DNAT, not TPROXY: containers' packets cross the engine's bridges, where br_netfilter
+// runs PREROUTING before the IP layer, and the IP layer then drops the socket TPROXY
+// assigned (the kernel answered every SYN with a reset). A DNAT is kept, as the engine's
+// own port publishing shows. UDP has no original destination after a DNAT, so it is not
+// intercepted.
 func GatewayRules() [][]string {
-	port := strconv.Itoa(ProxyPort)
-	rule := func(proto string) []string {
-		return []string{"-t", "mangle", "-A", chain, "-p", proto, "-j", "TPROXY", "--on-ip", api.HostGatewayIP, "--on-port", port}
-	}
 	return [][]string{
-		{"-t", "mangle", "-N", chain},
-		rule("tcp"),
-		rule("udp"),
-		{"-t", "mangle", "-I", "PREROUTING", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
+		{"-t", "nat", "-N", chain},
+		{"-t", "nat", "-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
+		{"-t", "nat", "-I", "PREROUTING", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
 	}
 }

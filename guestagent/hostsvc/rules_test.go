@@ -18,10 +18,9 @@ func TestAddresses(t *testing.T) {
 
 func TestGatewayRules(t *testing.T) {
 	want := [][]string{
-		{"-t", "mangle", "-N", "MACHINE-HOST-GATEWAY"},
-		{"-t", "mangle", "-A", "MACHINE-HOST-GATEWAY", "-p", "tcp", "-j", "TPROXY", "--on-ip", "192.168.65.254", "--on-port", "2410"},
-		{"-t", "mangle", "-A", "MACHINE-HOST-GATEWAY", "-p", "udp", "-j", "TPROXY", "--on-ip", "192.168.65.254", "--on-port", "2410"},
-		{"-t", "mangle", "-I", "PREROUTING", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
+		{"-t", "nat", "-N", "MACHINE-HOST-GATEWAY"},
+		{"-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "tcp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
+		{"-t", "nat", "-I", "PREROUTING", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
 	}
 	if got := GatewayRules(); !reflect.DeepEqual(got, want) {
 		t.Errorf("GatewayRules() =\n%q\nwant\n%q", got, want)
