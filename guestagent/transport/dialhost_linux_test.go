@@ -53,22 +53,8 @@ func TestDialHostOverLink(t *testing.T) {
 			}
 		},
 	}
-	lctx, lcancel := context.WithCancel(context.Background())
-	ldone := make(chan struct{})
-	go func() { link.Run(lctx); close(ldone) }()
-	t.Cleanup(func() { lcancel(); <-ldone })
-
-	want := func(up bool) {
-		t.Helper()
-		select {
-		case s := <-states:
-			if s.Up != up {
-				t.Fatalf("link %+v, want up=%v", s, up)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("link never went up=%v", up)
-		}
-	}
+	runLink(t, link)
+	want := func(up bool) { t.Helper(); wantLinkState(t, states, up) }
 	roundTrip := func(msg string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -58,22 +58,8 @@ func TestLinkAndSerialChannelRecoverFromACut(t *testing.T) {
 		KeepAliveTimeout:  2 * time.Second,
 		OnChange:          func(s mux.LinkState) { states <- s },
 	}
-	lctx, lcancel := context.WithCancel(context.Background())
-	ldone := make(chan struct{})
-	go func() { link.Run(lctx); close(ldone) }()
-	t.Cleanup(func() { lcancel(); <-ldone })
-
-	want := func(up bool) {
-		t.Helper()
-		select {
-		case s := <-states:
-			if s.Up != up {
-				t.Fatalf("link %+v, want up=%v", s, up)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("link never went up=%v", up)
-		}
-	}
+	runLink(t, link)
+	want := func(up bool) { t.Helper(); wantLinkState(t, states, up) }
 	roundTrip := func(msg string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -108,5 +94,26 @@ func TestLinkAndSerialChannelRecoverFromACut(t *testing.T) {
 	roundTrip("two")
 	if dials != 2 {
 		t.Errorf("%d dials, want 2", dials)
+	}
+}
+
+// runLink runs link until the test ends.
+func runLink(t *testing.T, link *mux.Link) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { link.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// wantLinkState waits for the link's next state change and fails unless it is up (or down).
+func wantLinkState(t *testing.T, states <-chan mux.LinkState, up bool) {
+	t.Helper()
+	select {
+	case s := <-states:
+		if s.Up != up {
+			t.Fatalf("link %+v, want up=%v", s, up)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("link never went up=%v", up)
 	}
 }
