@@ -33,7 +33,14 @@ const SchemaVersion = 1
 // page_reporting_order=5: free page reporting (the balloon's, see the QEMU driver) hands
 // free blocks of 128 KiB and up back to the host instead of only whole 2 MiB pageblocks;
 // with the default, ~180 MB that a container freed stayed with QEMU as fragments.
-const Cmdline = "softlockup_panic=1 panic=-1 page_reporting.page_reporting_order=5 rootfstype=" + rootFSType
+//
+// cgroup.memory=nokmem: no kernel-memory accounting for cgroups. Enabling it (the engine's
+// first container cgroup does) flips a static key that the kernel then patches into every
+// slab free and page allocation while the other vCPUs run that code; under multi-threaded
+// TCG a vCPU can still run the old translation with the patch's int3 in it, and the guest
+// panicked ("Oops: int3" in kmem_cache_free, and in __alloc_pages, then "Fatal exception
+// in interrupt"). Memory limits still apply; kernel memory is just not charged to them.
+const Cmdline = "softlockup_panic=1 panic=-1 page_reporting.page_reporting_order=5 cgroup.memory=nokmem rootfstype=" + rootFSType
 
 // rootFSType is the filesystem of root.img; see rootImageArgs.
 const rootFSType = "squashfs"
