@@ -65,14 +65,9 @@ func runSet(ctx context.Context, out io.Writer, o *setOptions, name string) erro
 	if err != nil {
 		return err
 	}
-	wasRunning := agentRunning(m)
-	if wasRunning {
-		if !o.restart {
-			return fmt.Errorf("machine %q is running: its settings change only while it is stopped; stop it first (`machine stop %s`) or pass --restart", name, nameArg(name))
-		}
-		if err := runStop(ctx, out, m, false); err != nil {
-			return err
-		}
+	wasRunning, err := stopToChange(ctx, out, m, name, o.restart, "its settings change only while it is stopped; ")
+	if err != nil {
+		return err
 	}
 	changed, err := applySet(ctx, m, o)
 	if err == nil {

@@ -120,3 +120,16 @@ func newRestartCommand() *cobra.Command {
 	}
 	return cmd
 }
+
+// stopToChange stops a running machine before a command changes it (set, upgrade), or says
+// how to, unless restart allows the stop; it reports whether the machine was running, so the
+// command can start it again. why, when given, ends with "; " and says why it must be stopped.
+func stopToChange(ctx context.Context, out io.Writer, m *store.Machine, name string, restart bool, why string) (bool, error) {
+	if !agentRunning(m) {
+		return false, nil
+	}
+	if !restart {
+		return true, fmt.Errorf("machine %q is running: %sstop it first (`machine stop %s`) or pass --restart", name, why, nameArg(name))
+	}
+	return true, runStop(ctx, out, m, false)
+}

@@ -61,14 +61,9 @@ func runUpgrade(ctx context.Context, out, progress io.Writer, o *upgradeOptions,
 	if err != nil {
 		return err
 	}
-	wasRunning := agentRunning(m)
-	if wasRunning {
-		if !o.restart {
-			return fmt.Errorf("machine %q is running: stop it first (`machine stop %s`) or pass --restart", name, nameArg(name))
-		}
-		if err := runStop(ctx, out, m, false); err != nil {
-			return err
-		}
+	wasRunning, err := stopToChange(ctx, out, m, name, o.restart, "")
+	if err != nil {
+		return err
 	}
 	if err := installUpgrade(ctx, out, progress, m, o.image); err != nil {
 		if errors.Is(err, store.ErrSameImage) {
