@@ -43,9 +43,17 @@ func DetectDisk(path string) (DiskKind, error) {
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return DiskOther, fmt.Errorf("data disk %s: read: %w", path, err)
 	}
-	buf = buf[:n]
-	if n < 2048 {
-		return DiskOther, fmt.Errorf("data disk %s: only %d bytes: %w", path, n, ErrUnknownDisk)
+	kind, err := classifyDisk(buf[:n])
+	if err != nil {
+		return kind, fmt.Errorf("data disk %s: %w", path, err)
+	}
+	return kind, nil
+}
+
+// classifyDisk decides from a disk's first bytes (up to blankProbe) what it holds.
+func classifyDisk(buf []byte) (DiskKind, error) {
+	if len(buf) < 2048 {
+		return DiskOther, fmt.Errorf("only %d bytes: %w", len(buf), ErrUnknownDisk)
 	}
 	// ext superblock at 1024; s_magic (0xEF53, little-endian) at offset 56 within it.
 	if binary.LittleEndian.Uint16(buf[1080:1082]) == 0xEF53 {
