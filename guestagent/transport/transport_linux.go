@@ -110,27 +110,62 @@ func serialChannel(open func() (io.ReadWriteCloser, error), services []uint32, t
 	c := newChannel(services, log)
 	c.dialHost = c.dialHostSerial
 	c.serve = func(ctx context.Context) error {
-		var delay time.Duration
+		var (
+			delay time.Duration
+			dev   io.ReadWriteCloser // kept across a session that ended on a bad frame
+			carry []byte             // what the next session reads first (see handover_linux.go)
+		)
+		defer func() {
+			if dev != nil {
+				dev.Close()
+			}
+		}()
 		for ctx.Err() == nil {
-			served, err := c.serveSession(ctx, open, token)
+			if dev == nil {
+				d, err := open()
+				if err != nil {
+					if delay == 0 {
+						log.Warn("channel: open serial port", "err", err)
+					}
+					delay = nextReopenDelay(delay, false)
+					sleepCtx(ctx, delay)
+					continue
+				}
+				dev = d
+			}
+			served, next, reuse, err := c.serveSession(ctx, dev, token, carry)
 			if ctx.Err() != nil {
 				break
 			}
-			if served || delay == 0 {
+			carry = next
+			if !reuse {
+				dev.Close()
+				dev = nil
+			}
+			switch {
+			case len(carry) > 0:
+				log.Warn("channel: a new host session began inside the last one; serving it", "err", err)
+				delay = 0
+				continue
+			case served || delay == 0:
 				log.Warn("channel: session ended, reopening", "err", err, "served", served)
-			} else {
+			default:
 				// Polling for a host: at most four lines a second would flood the log.
 				log.Debug("channel: no session, reopening", "err", err)
 			}
 			delay = nextReopenDelay(delay, served)
-			select {
-			case <-ctx.Done():
-			case <-time.After(delay):
-			}
+			sleepCtx(ctx, delay)
 		}
 		return nil
 	}
 	return c
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // The serial port's reopen backoff.
@@ -148,31 +183,36 @@ func nextReopenDelay(last time.Duration, served bool) time.Duration {
 	return min(2*last, maxReopenDelay)
 }
 
-// serveSession serves one session; served says it got past the preamble and token.
-func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteCloser, error), token string) (served bool, err error) {
-	dev, err := open()
-	if err != nil {
-		return false, fmt.Errorf("channel: open serial port: %w", err)
-	}
+// serveSession serves one session on dev, reading carry first; served says it got past the
+// preamble and token. When it ends, carry and reuse say how the next one goes on (see
+// sessionReader.handover); a failed handshake never reuses the device.
+func (c *Channel) serveSession(ctx context.Context, dev io.ReadWriteCloser, token string, carry []byte) (served bool, next []byte, reuse bool, err error) {
+	r := &sessionReader{dev: dev, carry: carry}
 	// The reads block until a peer writes; closing on ctx's end unblocks them.
 	stop := context.AfterFunc(ctx, func() { dev.Close() })
-	skipped, err := skipToPreamble(dev)
+	skipped, err := skipToPreamble(r)
 	if err == nil && token != "" {
-		err = checkToken(dev, token)
+		err = checkToken(r, token)
 	}
 	stop()
 	if err != nil {
-		dev.Close()
-		return false, err
+		return false, nil, false, err
 	}
 	if skipped > 0 {
 		c.log.Info("channel: skipped the tail of an earlier host session", "bytes", skipped)
 	}
-	srv, err := mux.NewServer(dev)
+	r.record()
+	srv, err := mux.NewServer(sessionConn{sessionReader: r, dev: dev})
 	if err != nil {
-		dev.Close()
-		return true, err
+		return true, nil, false, err
 	}
+	err = c.serveMux(ctx, srv)
+	next, reuse = r.handover()
+	return true, next, reuse, err
+}
+
+// serveMux serves one mux session behind the channel's listeners until it ends.
+func (c *Channel) serveMux(ctx context.Context, srv *mux.Server) error {
 	defer srv.Close()
 	c.setSession(srv)
 	defer c.setSession(nil)
@@ -181,13 +221,13 @@ func (c *Channel) serveSession(ctx context.Context, open func() (io.ReadWriteClo
 	for service, l := range c.listeners {
 		ml, err := srv.Listen(service)
 		if err != nil {
-			return true, err
+			return err
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); l.feed(ml, nil) }()
 		defer ml.Close()
 	}
-	return true, srv.Serve(ctx)
+	return srv.Serve(ctx)
 }
 
 func vsockChannel(services []uint32, log *slog.Logger) (*Channel, error) {
