@@ -23,6 +23,11 @@ const (
 	ServiceHostWatch uint32 = 2412
 )
 
+// HostServices are the services the host serves to the guest. On vsock the host listens on
+// each as a port of the VM's socket device; on the serial channel they are stream services
+// in the guest-to-host direction.
+var HostServices = []uint32{ServiceHostConnect, ServiceHostDNS, ServiceHostWatch}
+
 // WatchRequest names the guest paths (folders under shares, as containers bind-mount them)
 // whose host changes the guest wants to hear about. Each request replaces the previous one.
 type WatchRequest struct {

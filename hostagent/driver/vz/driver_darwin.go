@@ -29,6 +29,8 @@ type Driver struct {
 	socket *vz.VirtioSocketDevice
 	files  []*os.File // serial console handles; vz does not own them
 
+	onHost func(service uint32) func(net.Conn) // host services (ServeHost), or nil
+
 	finishOnce sync.Once
 	done       chan struct{} // closed when the VM has stopped or failed to start
 	waitErr    error
@@ -37,7 +39,48 @@ type Driver struct {
 var (
 	_ driver.Driver        = (*Driver)(nil)
 	_ driver.StateReporter = (*Driver)(nil)
+	_ driver.HostServer    = (*Driver)(nil)
 )
+
+// ServeHost implements driver.HostServer: once the VM runs, the host services listen on
+// their vsock ports of the VM's socket device. Call it before Start.
+func (d *Driver) ServeHost(h func(service uint32) func(net.Conn)) { d.onHost = h }
+
+// serveHost starts the host services on the VM's socket device; they end with the VM.
+func (d *Driver) serveHost(sock *vz.VirtioSocketDevice) {
+	if d.onHost == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-d.done; cancel() }()
+	listen := func(port uint32) (net.Listener, error) {
+		l, err := sock.Listen(port)
+		if err != nil {
+			return nil, err
+		}
+		return wrapListener{l}, nil
+	}
+	if err := driver.ServeHostPorts(ctx, listen, d.onHost, d.log); err != nil {
+		// The VM still runs; the guest falls back (DNS to the NAT's resolver) and says so.
+		d.log.Error("host services unavailable", "err", err)
+	}
+}
+
+// wrapListener gives accepted vsock connections the CloseWrite the stream proxies use.
+type wrapListener struct{ net.Listener }
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	wc, err := vsockconn.Wrap(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return wc, nil
+}
 
 // ReportStates makes fn receive every state change after Options.OnState. Call it before
 // Start.
@@ -111,6 +154,8 @@ func (d *Driver) Start(ctx context.Context) error {
 			return err
 		}
 		d.log.Info("vm started")
+		_, sock, _ := d.started()
+		d.serveHost(sock)
 		return nil
 	case <-ctx.Done():
 		// The framework cannot cancel a start: stop the VM once it has started.
