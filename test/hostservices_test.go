@@ -45,6 +45,22 @@ func TestHostServices(t *testing.T) {
 	defer hl.Close()
 	go http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from the host\n") }))
 	httpPort := hl.Addr().(*net.TCPAddr).Port
+	ul, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	go func() { // a UDP echo on the host's loopback that says who answered
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := ul.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ul.WriteTo(append([]byte("host echo: "), buf[:n]...), from)
+		}
+	}()
+	udpAddr := func(host string) string { return net.JoinHostPort(host, strconv.Itoa(ul.LocalAddr().(*net.UDPAddr).Port)) }
 	url := func(host string) string { return "http://" + net.JoinHostPort(host, strconv.Itoa(httpPort)) + "/" }
 
 	probe := func(t *testing.T, args ...string) string {
@@ -73,6 +89,13 @@ func TestHostServices(t *testing.T) {
 		{"host.docker.internal over TCP from a user network", func(t *testing.T) {
 			if out := probe(t, "--network", "hsnet", "hostprobe:e2e", "/hostprobe", "-get", url("host.docker.internal")); out != "hello from the host\n" {
 				t.Errorf("got %q", out)
+			}
+		}},
+		{"host.docker.internal over UDP from the default bridge and a user network", func(t *testing.T) {
+			for _, network := range []string{"bridge", "hsnet"} {
+				if out := probe(t, "--network", network, "hostprobe:e2e", "/hostprobe", "-udp", udpAddr("host.docker.internal"), "-msg", "hi from "+network); out != "host echo: hi from "+network+"\n" {
+					t.Errorf("%s: got %q", network, out)
+				}
 			}
 		}},
 		{"a closed host port is refused", func(t *testing.T) {
@@ -121,6 +144,10 @@ func TestHostServices(t *testing.T) {
 			r = run(t, 2*time.Minute, "", "docker", "--context", ctxName, "run", "--rm", "hostprobe:e2e", "/hostprobe", "-get", url("192.168.65.254"))
 			if r.code == 0 {
 				t.Errorf("host access off, yet GET of the gateway address returned %q", r.stdout)
+			}
+			r = run(t, 2*time.Minute, "", "docker", "--context", ctxName, "run", "--rm", "hostprobe:e2e", "/hostprobe", "-udp", udpAddr("192.168.65.254"), "-msg", "off")
+			if r.code == 0 {
+				t.Errorf("host access off, yet a UDP datagram to the gateway address got %q", r.stdout)
 			}
 			// DNS through the host stays on (the DNS step's hosts entry ended with it).
 			addHostsEntry(t, hostOnlyIP+" "+hostOnlyName)

@@ -89,6 +89,11 @@ func (s *Service) Start(ctx context.Context) error {
 	go s.run("host tcp", func() error {
 		return acceptloop.Run(ctx, tl, s.Log, func(c net.Conn) { s.proxyTCP(ctx, c) })
 	})
+	ul, err := net.ListenPacket("udp4", proxyAddr)
+	if err != nil {
+		return fmt.Errorf("host services: host.docker.internal udp: %w", err)
+	}
+	go s.run("host udp", func() error { return s.newUDPProxy(ul).serve(ctx) })
 	return nil
 }
 

@@ -26,18 +26,20 @@ func Addresses(hostAccess bool) string {
 }
 
 // GatewayRules are the iptables commands (argv without "iptables") that send every TCP
-// connection for api.HostGatewayIP to the proxy; the proxy reads the port the container
-// asked for from the connection's original destination (SO_ORIGINAL_DST).
+// connection and UDP flow for api.HostGatewayIP to the proxy; the proxy reads the port the
+// container asked for from the connection's original destination (SO_ORIGINAL_DST) or, for
+// UDP, from the flow's conntrack entry (see conntrack.go).
 //
 // A DNAT, not TPROXY: containers' packets cross the engine's bridges, where br_netfilter
 // runs PREROUTING before the IP layer, and the IP layer then drops the socket TPROXY
 // assigned (the kernel answered every SYN with a reset). A DNAT is kept, as the engine's
-// own port publishing shows. UDP has no original destination after a DNAT, so it is not
-// intercepted.
+// own port publishing shows; conntrack also turns the proxy's replies back into the address and
+// port the container sent to.
 func GatewayRules() [][]string {
 	return [][]string{
 		{"-t", "nat", "-N", chain},
 		{"-t", "nat", "-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
+		{"-t", "nat", "-A", chain, "-p", "udp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
 		{"-t", "nat", "-I", "PREROUTING", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
 	}
 }

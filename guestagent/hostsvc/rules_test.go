@@ -20,6 +20,7 @@ func TestGatewayRules(t *testing.T) {
 	want := [][]string{
 		{"-t", "nat", "-N", "MACHINE-HOST-GATEWAY"},
 		{"-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "tcp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
+		{"-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "udp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
 		{"-t", "nat", "-I", "PREROUTING", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
 	}
 	if got := GatewayRules(); !reflect.DeepEqual(got, want) {
