@@ -85,6 +85,10 @@ func TestHostServices(t *testing.T) {
 			if out := probe(t, "hostprobe:e2e", "/hostprobe", "-get", url("gateway.docker.internal")); out != "hello from the host\n" {
 				t.Errorf("gateway.docker.internal: got %q", out)
 			}
+			// In the machine's own network namespace (the guest's processes too).
+			if out := probe(t, "--network", "host", "hostprobe:e2e", "/hostprobe", "-get", url("host.docker.internal")); out != "hello from the host\n" {
+				t.Errorf("--network host: got %q", out)
+			}
 		}},
 		{"host.docker.internal over TCP from a user network", func(t *testing.T) {
 			if out := probe(t, "--network", "hsnet", "hostprobe:e2e", "/hostprobe", "-get", url("host.docker.internal")); out != "hello from the host\n" {

@@ -41,5 +41,8 @@ func GatewayRules() [][]string {
 		{"-t", "nat", "-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
 		{"-t", "nat", "-A", chain, "-p", "udp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
 		{"-t", "nat", "-I", "PREROUTING", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
+		// The guest's own processes and --network host containers: their packets to a local
+		// address never pass PREROUTING.
+		{"-t", "nat", "-I", "OUTPUT", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
 	}
 }
