@@ -5,6 +5,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/machine-run/machine/hostagent"
 )
 
 // env is shared by every test: one MACHINE_HOME and one docker config for the run.
@@ -40,6 +43,7 @@ func TestMain(m *testing.M) {
 	os.MkdirAll(env.shared, 0o755)
 	os.MkdirAll(env.dockerConfig, 0o700)
 	code := m.Run()
+	reportPanics()
 	// Leave nothing running, whatever failed.
 	if names, _ := os.ReadDir(env.home); names != nil {
 		for _, n := range names {
@@ -175,3 +179,31 @@ func dumpLogs(t *testing.T, name string) {
 }
 
 func hostArch() string { return runtime.GOARCH }
+
+// reportPanics prints how many VMs the run booted and how many of those boots ended in a guest
+// kernel panic (issue 11, point 10: every e2e run is a sample), from each machine's events.
+func reportPanics() {
+	names, _ := os.ReadDir(env.home)
+	boots, panics := 0, 0
+	var where []string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(env.home, n.Name(), "events.jsonl"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var e hostagent.Event
+			if json.Unmarshal([]byte(line), &e) != nil {
+				continue
+			}
+			switch {
+			case e.Type == hostagent.EventVMStarted:
+				boots++
+			case e.Type == hostagent.EventStopped && e.StopMethod == hostagent.StopCrash && strings.Contains(e.Message, "panicked"):
+				panics++
+				where = append(where, n.Name())
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "e2e: %d VM boots, %d ended in a guest kernel panic %v\n", boots, panics, where)
+}

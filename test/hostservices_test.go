@@ -60,7 +60,9 @@ func TestHostServices(t *testing.T) {
 			ul.WriteTo(append([]byte("host echo: "), buf[:n]...), from)
 		}
 	}()
-	udpAddr := func(host string) string { return net.JoinHostPort(host, strconv.Itoa(ul.LocalAddr().(*net.UDPAddr).Port)) }
+	udpAddr := func(host string) string {
+		return net.JoinHostPort(host, strconv.Itoa(ul.LocalAddr().(*net.UDPAddr).Port))
+	}
 	url := func(host string) string { return "http://" + net.JoinHostPort(host, strconv.Itoa(httpPort)) + "/" }
 
 	probe := func(t *testing.T, args ...string) string {
