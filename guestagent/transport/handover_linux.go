@@ -42,7 +42,7 @@ type sessionReader struct {
 
 func (r *sessionReader) Read(p []byte) (int, error) {
 	r.mu.Lock()
-	if len(r.carry) > 0 {
+	if len(r.carry) > 0 && !r.ended {
 		n := copy(p, r.carry)
 		r.carry = r.carry[n:]
 		r.keep(p[:n])
@@ -92,10 +92,12 @@ func (r *sessionReader) handover() (carry []byte, reuse bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ended = true
+	unread := r.carry
+	r.carry = nil
 	if r.pending > 0 || r.devErr != nil {
 		return nil, false
 	}
-	rest := append(preambleTail(r.tail), r.carry...)
+	rest := append(preambleTail(r.tail), unread...)
 	if len(rest) == 0 {
 		return nil, true
 	}
