@@ -48,6 +48,21 @@ func main() {
 	a.run()
 }
 
+// cpus pins the kernel code keys containers would flip, then brings up the CPUs a guest
+// booted with maxcpus=1 left offline (see guestagent/boot/cpus_linux.go).
+func (a *agent) cpus() {
+	if err := boot.PinCPUQuotaKey("/sys/fs/cgroup"); err != nil {
+		a.log.Warn("cpus", "err", err)
+	}
+	online, brought, err := boot.OnlineCPUs("/sys/devices/system/cpu")
+	if err != nil {
+		a.log.Error("cpus: some CPUs stay offline", "online", online, "err", err)
+	}
+	if brought > 0 {
+		a.log.Info("cpus: brought up after the boot's code patching", "online", online, "brought_up", brought)
+	}
+}
+
 // uptimeAttr stamps log lines with seconds since boot instead of the (maybe unset) wall clock.
 func uptimeAttr(groups []string, a slog.Attr) slog.Attr {
 	if a.Key == slog.TimeKey && len(groups) == 0 {
@@ -113,6 +128,7 @@ func (a *agent) run() {
 	if err := boot.LoadModules(ctx, a.reaper, a.log, api.RootModules); err != nil {
 		detail = err.Error()
 	}
+	a.cpus()
 	a.state.Phase(api.PhaseModules, detail)
 	a.log.Info("phase", "name", api.PhaseModules)
 	if p.Channel == bootparams.ChannelVsock {

@@ -38,18 +38,22 @@ func TestDriversTellTheGuestTheSame(t *testing.T) {
 			drivers := map[string]struct {
 				line      string
 				transport bootparams.Params
+				emulated  bool // TCG: the kernel boots on one CPU (qemu.EmulationKernelWords)
 			}{
 				"qemu linux serial": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelTCG, AgentSocket: "/a", QMPSocket: "/q", Token: "00112233445566778899aabbccddeeff", TokenFile: "/t"}),
-					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}},
+					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}, true},
 				"qemu linux vsock": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelKVM, VsockCID: 3, QMPSocket: "/q"}),
-					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelVsock, Net: bootparams.NetUser}},
+					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelVsock, Net: bootparams.NetUser}, false},
 				"qemu windows token": {qemuAppend(t, qcfg, qemu.Host{OS: "windows", Accel: qemu.AccelWHPX, AgentPort: 4444, Token: "00112233445566778899aabbccddeeff", TokenFile: `C:\t`, QMPSocket: `C:\q.sock`}),
-					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}},
+					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}, false},
 				"vz": {vzCmdline(t, tc.cfg),
-					bootparams.Params{Console: "hvc0", Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP}},
+					bootparams.Params{Console: "hvc0", Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP}, false},
 			}
-			want := machineLevel(tc.cfg)
 			for name, d := range drivers {
+				want := machineLevel(tc.cfg)
+				if d.emulated {
+					want.Kernel = append(want.Kernel, qemu.EmulationKernelWords...)
+				}
 				got, err := bootparams.Decode(d.line)
 				if err != nil {
 					t.Fatalf("%s: the guest cannot decode %q: %v", name, d.line, err)

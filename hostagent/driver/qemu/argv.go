@@ -158,6 +158,12 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	return a, nil
 }
 
+// EmulationKernelWords are added to the kernel command line of a multi-CPU guest under TCG.
+// Emulated vCPUs can run a stale copy of code the kernel patches live (an int3 left behind
+// panics the guest): the kernel boots on one CPU, and the guest agent brings up the rest once
+// the boot's own patching is done (guestagent/boot/cpus_linux.go).
+var EmulationKernelWords = []string{"maxcpus=1"}
+
 // bootCmdline is the -append value: the machine's boot contract with this driver's
 // transport (console, serial or vsock channel, user networking, the channel token).
 func bootCmdline(cfg driver.Config, host Host, console string) (string, error) {
@@ -169,6 +175,9 @@ func bootCmdline(cfg driver.Config, host Host, console string) (string, error) {
 		return "", fmt.Errorf("qemu: %w", err)
 	}
 	p.Console, p.Channel, p.Net, p.Token = console, bootparams.ChannelSerial, bootparams.NetUser, host.Token
+	if host.Accel == AccelTCG && cfg.CPUs > 1 {
+		p.Kernel = append(p.Kernel, EmulationKernelWords...)
+	}
 	if host.VsockCID != 0 {
 		p.Channel = bootparams.ChannelVsock
 	}
