@@ -51,7 +51,7 @@ func main() {
 // cpus pins the kernel code keys containers would flip, then brings up the CPUs a guest
 // booted with maxcpus=1 left offline (see guestagent/boot/cpus_linux.go).
 func (a *agent) cpus() {
-	if err := boot.PinCPUQuotaKey("/sys/fs/cgroup"); err != nil {
+	if err := boot.PinCgroupKeys("/sys/fs/cgroup"); err != nil {
 		a.log.Warn("cpus", "err", err)
 	}
 	online, brought, err := boot.OnlineCPUs("/sys/devices/system/cpu")

@@ -13,8 +13,8 @@ import (
 // sched_clock_cpu when the scheduler clock is marked stable, and in the cgroup controllers'
 // keys when the first container with a CPU quota or memory limit starts. The QEMU driver
 // boots such guests with maxcpus=1, so every patch the kernel's own boot makes runs on one
-// CPU; the guest agent pins the keys containers would flip and then brings up the other CPUs
-// (OnlineCPUs) before the engine starts.
+// CPU; the guest agent pins the keys containers would flip (PinCgroupKeys) and then brings up
+// the other CPUs (OnlineCPUs) before the engine starts.
 
 // OnlineCPUs brings up every CPU under sysRoot (/sys/devices/system/cpu in the guest) that
 // is present but offline (a guest booted with maxcpus=1), and returns how many CPUs are
@@ -43,19 +43,29 @@ func OnlineCPUs(sysRoot string) (online, brought int, err error) {
 	return online, brought, errors.Join(errs...)
 }
 
-// PinCPUQuotaKey gives a cgroup under cgroupRoot (/sys/fs/cgroup) a CPU quota that never
-// binds (1000 CPUs), so the scheduler's bandwidth key is switched on once, now, and stays on:
-// a container's quota then never patches the scheduler's code while other CPUs run it.
-func PinCPUQuotaKey(cgroupRoot string) error {
-	if err := os.WriteFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), []byte("+cpu"), 0o644); err != nil {
-		return fmt.Errorf("cpu quota key: enable the cpu controller: %w", err)
+// pinControllers are the cgroup controllers whose first child cgroup switches a kernel code
+// key on (and whose last one switches it off again): cpu (the scheduler's bandwidth key, once
+// a quota is set: seen panicking in dequeue_entity), cpuset (checked in every page allocation:
+// seen in __alloc_pages) and memory (the socket-accounting key).
+var pinControllers = []string{"cpu", "cpuset", "memory"}
+
+// PinCgroupKeys holds those keys on for the whole boot, so containers coming and going never
+// patch the kernel while other CPUs run it: it enables the controllers under cgroupRoot
+// (/sys/fs/cgroup) for a cgroup that lives as long as the machine, and gives it a CPU quota
+// that never binds (1000 CPUs). A controller the kernel lacks is reported and skipped.
+func PinCgroupKeys(cgroupRoot string) error {
+	var errs []error
+	for _, c := range pinControllers {
+		if err := os.WriteFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), []byte("+"+c), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("cgroup keys: enable the %s controller: %w", c, err))
+		}
 	}
 	dir := filepath.Join(cgroupRoot, "machine.keys")
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("cpu quota key: %w", err)
+		return errors.Join(append(errs, fmt.Errorf("cgroup keys: %w", err))...)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cpu.max"), []byte("100000000 100000"), 0o644); err != nil {
-		return fmt.Errorf("cpu quota key: %w", err)
+		errs = append(errs, fmt.Errorf("cgroup keys: cpu quota: %w", err))
 	}
-	return nil
+	return errors.Join(errs...)
 }

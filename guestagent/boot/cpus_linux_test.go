@@ -35,18 +35,23 @@ func TestOnlineCPUs(t *testing.T) {
 	}
 }
 
-func TestPinCPUQuotaKey(t *testing.T) {
+func TestPinCgroupKeys(t *testing.T) {
 	root := t.TempDir()
-	if err := PinCPUQuotaKey(root); err != nil {
+	if err := PinCgroupKeys(root); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, "cgroup.subtree_control")); string(b) != "+cpu" {
+	// A plain file keeps only the last write; the kernel's takes each "+controller".
+	if b, _ := os.ReadFile(filepath.Join(root, "cgroup.subtree_control")); string(b) != "+memory" {
 		t.Errorf("subtree_control = %q", b)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "machine.keys", "cpu.max")); string(b) != "100000000 100000" {
 		t.Errorf("cpu.max = %q", b)
 	}
-	if err := PinCPUQuotaKey(root); err != nil { // again, at a second boot's agent restart
+	if err := PinCgroupKeys(root); err != nil { // the folder exists already
 		t.Fatalf("second call: %v", err)
+	}
+	// A root where nothing can be written: every failure is reported, none panics.
+	if err := PinCgroupKeys(filepath.Join(root, "missing")); err == nil {
+		t.Fatal("no error for a cgroup root that does not exist")
 	}
 }
