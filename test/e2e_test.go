@@ -5,7 +5,6 @@ package test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,10 +12,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/machine-run/machine/hostagent"
 )
 
 // env is shared by every test: one MACHINE_HOME and one docker config for the run.
@@ -99,11 +98,15 @@ func run(t testing.TB, timeout time.Duration, stdin string, name string, args ..
 func machine(t testing.TB, args ...string) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
+		if len(args) > 1 && args[0] == "start" {
+			helperStarts.Add(1)
+		}
 		r := run(t, 15*time.Minute, "", env.bin, args...)
 		if r.code == 0 {
 			return r.stdout
 		}
 		if attempt == 1 && len(args) > 1 && args[0] == "start" && crashed(t, args[1]) {
+			notePanic(args[1])
 			t.Logf("machine %q crashed while booting; starting it again once\n%s%s", args[1], r.stdout, r.stderr)
 			continue
 		}
@@ -124,6 +127,7 @@ func docker(t testing.TB, context string, stdin string, args ...string) string {
 		}
 		name := strings.TrimPrefix(context, "machine-")
 		if attempt == 1 && crashed(t, name) {
+			notePanic(name)
 			t.Logf("machine %q crashed during `docker %s`; starting it again and retrying once", name, strings.Join(args, " "))
 			machine(t, "start", name)
 			// A named container the crashed run created would make the retry a name conflict.
@@ -180,30 +184,28 @@ func dumpLogs(t *testing.T, name string) {
 
 func hostArch() string { return runtime.GOARCH }
 
-// reportPanics prints how many VMs the run booted and how many of those boots ended in a guest
-// kernel panic (issue 11, point 10: every e2e run is a sample), from each machine's events.
+// The run's boots and guest kernel panics, as the helpers saw them (issue 11, point 10:
+// every e2e run is a sample): starts through machine(), and crashes crashed() confirmed.
+var (
+	helperStarts atomic.Int64
+	panicMu      sync.Mutex
+	panicsSeen   []string // machine: console signature
+)
+
+// notePanic records a crash of machine name with its console's signature.
+func notePanic(name string) {
+	sig := panicSignature(readFile(filepath.Join(env.home, name, "serial.log")))
+	panicMu.Lock()
+	panicsSeen = append(panicsSeen, name+": "+sig)
+	panicMu.Unlock()
+}
+
+// reportPanics prints how many starts the helpers made and which ended in a guest crash.
 func reportPanics() {
-	names, _ := os.ReadDir(env.home)
-	boots, panics := 0, 0
-	var where []string
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(env.home, n.Name(), "events.jsonl"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			var e hostagent.Event
-			if json.Unmarshal([]byte(line), &e) != nil {
-				continue
-			}
-			switch {
-			case e.Type == hostagent.EventVMStarted:
-				boots++
-			case e.Type == hostagent.EventStopped && e.StopMethod == hostagent.StopCrash && strings.Contains(e.Message, "panicked"):
-				panics++
-				where = append(where, n.Name())
-			}
-		}
+	panicMu.Lock()
+	defer panicMu.Unlock()
+	fmt.Fprintf(os.Stderr, "e2e: %d machine starts through the helpers, %d guest crashes\n", helperStarts.Load(), len(panicsSeen))
+	for _, p := range panicsSeen {
+		fmt.Fprintf(os.Stderr, "e2e: crash: %s\n", p)
 	}
-	fmt.Fprintf(os.Stderr, "e2e: %d VM boots, %d ended in a guest kernel panic %v\n", boots, panics, where)
 }
