@@ -249,7 +249,9 @@ func crashMessage(m *store.Machine, err error) string {
 	tail := readTail(m.SerialLog(), 64<<10)
 	why := "the VM exited unexpectedly"
 	switch {
-	case strings.Contains(tail, "soft lockup"):
+	case strings.Contains(tail, "softlockup: hung tasks"):
+		// Only a kernel booted with softlockup_panic (older images) panics on a lockup; a
+		// lockup warning alone (a VM that was frozen) is not a crash reason.
 		why = "the guest kernel locked up (soft lockup) and panicked"
 	case strings.Contains(tail, "Kernel panic"):
 		why = "the guest kernel panicked"

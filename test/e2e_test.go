@@ -114,10 +114,9 @@ func machine(t testing.TB, args ...string) string {
 	}
 }
 
-// docker runs the host's docker CLI against a machine's context. The guest kernel is set to
-// panic on a soft lockup (a rare emulation hang during a first container run), which ends the
-// VM: when a command fails because the machine crashed, the machine is started again and the
-// command retried once.
+// docker runs the host's docker CLI against a machine's context. When a command fails because
+// the machine crashed (a guest kernel panic under emulation, issue 11 point 10), the machine is
+// started again and the command retried once.
 func docker(t testing.TB, context string, stdin string, args ...string) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {

@@ -15,7 +15,7 @@ func TestCmdlineHoldsNoContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := bootparams.Params{
-		Kernel: []string{"softlockup_panic=1", "panic=-1", "page_reporting.page_reporting_order=5", "cgroup.memory=nokmem"}, RootFSType: rootFSType,
+		Kernel: []string{"panic=-1", "page_reporting.page_reporting_order=5", "cgroup.memory=nokmem"}, RootFSType: rootFSType,
 		Channel: bootparams.DefaultChannel, Net: bootparams.DefaultNet, Hostname: bootparams.DefaultHostname,
 	}
 	if !reflect.DeepEqual(p, want) {

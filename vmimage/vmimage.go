@@ -40,7 +40,13 @@ const SchemaVersion = 1
 // TCG a vCPU can still run the old translation with the patch's int3 in it, and the guest
 // panicked ("Oops: int3" in kmem_cache_free, and in __alloc_pages, then "Fatal exception
 // in interrupt"). Memory limits still apply; kernel memory is just not charged to them.
-const Cmdline = "softlockup_panic=1 panic=-1 page_reporting.page_reporting_order=5 cgroup.memory=nokmem rootfstype=" + rootFSType
+//
+// No softlockup_panic: a VM whose vCPUs did not run for a while (its hypervisor stopped,
+// starved or frozen, as TestFaults' 120 s SIGSTOP does) looks to the guest's watchdog like a
+// CPU stuck for that long; with the panic the guest died on resume ("soft lockup - CPU#1
+// stuck for 112s! [swapper/1:0]", idle). The watchdog still reports a real lockup on the
+// console.
+const Cmdline = "panic=-1 page_reporting.page_reporting_order=5 cgroup.memory=nokmem rootfstype=" + rootFSType
 
 // rootFSType is the filesystem of root.img; see rootImageArgs.
 const rootFSType = "squashfs"
