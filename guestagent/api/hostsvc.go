@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Host services: streams the guest opens to the host (over the serial channel they use the
@@ -75,6 +76,10 @@ type HostConnectRequest struct {
 	Proto string // "tcp" or "udp"
 	Port  uint16
 }
+
+// HostUDPIdle ends a host-connect UDP flow that carried nothing either way for this long; the
+// guest and the host agent each end their side after it.
+const HostUDPIdle = 2 * time.Minute
 
 // Status bytes the host answers a HostConnectRequest with.
 const (

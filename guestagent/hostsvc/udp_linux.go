@@ -12,10 +12,6 @@ import (
 	"github.com/machine-run/machine/guestagent/api"
 )
 
-// udpIdle ends a UDP flow that carried nothing either way for this long (the host ends its
-// end after the same time).
-const udpIdle = 2 * time.Minute
-
 // udpQueue bounds the datagrams waiting for a flow's host stream; more are dropped, as a
 // congested network would.
 const udpQueue = 64
@@ -116,7 +112,7 @@ func (u *udpProxy) flow(ctx context.Context, src netip.AddrPort, q chan []byte) 
 			u.pc.WriteTo(buf[:n], to)
 		}
 	}()
-	tick := time.NewTicker(udpIdle / 8)
+	tick := time.NewTicker(api.HostUDPIdle / 8)
 	defer tick.Stop()
 	for {
 		select {
@@ -126,7 +122,7 @@ func (u *udpProxy) flow(ctx context.Context, src netip.AddrPort, q chan []byte) 
 			}
 			last.Store(time.Now().UnixNano())
 		case <-tick.C:
-			if time.Since(time.Unix(0, last.Load())) > udpIdle {
+			if time.Since(time.Unix(0, last.Load())) > api.HostUDPIdle {
 				return
 			}
 		case <-ended:

@@ -15,9 +15,6 @@ import (
 // dialTimeout bounds a dial of the host's loopback; refusals come back at once.
 const dialTimeout = 10 * time.Second
 
-// udpIdle ends a UDP flow nobody has used for this long.
-const udpIdle = 2 * time.Minute
-
 // loopbackAddr is the only place host connections go: never another host interface.
 func loopbackAddr(port uint16) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
@@ -68,7 +65,7 @@ func relayUDP(ctx context.Context, stream, dst net.Conn) {
 		defer stream.Close()
 		buf := make([]byte, api.MaxDatagram)
 		for {
-			dst.SetReadDeadline(time.Now().Add(udpIdle))
+			dst.SetReadDeadline(time.Now().Add(api.HostUDPIdle))
 			n, err := dst.Read(buf)
 			if err != nil {
 				if errors.Is(err, syscall.ECONNREFUSED) {
