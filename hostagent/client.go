@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/machine-run/machine/portforward"
 )
@@ -55,6 +57,25 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	defer resp.Body.Close()
 	var s Status
 	return &s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// SetAutoPause changes the running machine's idle time before an auto-pause; 0 turns
+// auto-pause off (and resumes a paused machine).
+func (c *Client) SetAutoPause(ctx context.Context, after time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+pathAutoPause+"?after="+url.QueryEscape(after.String()), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("host agent (%s): %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("host agent auto-pause: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }
 
 // Stop asks the agent to stop the VM; it returns once the request is accepted.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/inetaf/tcpproxy"
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/driver"
 	"github.com/machine-run/machine/hostagent/store"
 	"github.com/machine-run/machine/internal/buildinfo"
 	"github.com/machine-run/machine/internal/streamproxy"
@@ -25,6 +26,8 @@ const (
 	pathStop   = "/v1/stop"   // POST ?force=1
 	pathEvents = "/v1/events" // GET: JSON lines of Event, past ones first
 	pathGuest  = "/v1/guest/" // GET /v1/guest/{service} with Upgrade: a raw guest stream
+	// POST ?after=DURATION: the idle time before an auto-pause from now on; 0s turns it off.
+	pathAutoPause = "/v1/auto-pause"
 )
 
 // upgradeProto names the raw stream protocol in the Upgrade header.
@@ -58,6 +61,20 @@ type Status struct {
 	ChannelError string `json:"channel_error,omitempty"`
 	// AgentVersion is the build of the running host agent (see internal/buildinfo).
 	AgentVersion string `json:"agent_version,omitempty"`
+	// AutoPause is "after DURATION", "off", or "unsupported" (the driver cannot pause).
+	AutoPause string `json:"auto_pause,omitempty"`
+}
+
+// AutoPauseLabel is Status.AutoPause for an idle time before a pause: 0 is off, negative
+// unsupported.
+func AutoPauseLabel(after time.Duration) string {
+	switch {
+	case after < 0:
+		return "unsupported"
+	case after == 0:
+		return "off"
+	}
+	return "after " + after.String()
 }
 
 func (a *Agent) status(ctx context.Context) Status {
@@ -71,6 +88,7 @@ func (a *Agent) status(ctx context.Context) Status {
 		Error:         a.lastErr,
 		ChannelError:  a.channelErr,
 		AgentVersion:  buildinfo.Version(),
+		AutoPause:     AutoPauseLabel(a.idle.idleTime()),
 	}
 	a.mu.Unlock()
 	paused := a.idle.isPaused()
@@ -106,6 +124,7 @@ func (a *Agent) serveControl(path string) (func() error, error) {
 		a.requestStop(r.URL.Query().Get("force") == "1")
 		w.WriteHeader(http.StatusAccepted)
 	})
+	mux.HandleFunc("POST "+pathAutoPause, a.serveAutoPause)
 	mux.HandleFunc("GET "+pathEvents, a.serveEvents)
 	mux.HandleFunc("GET "+pathPorts, a.servePorts)
 	mux.HandleFunc("GET "+pathGuest+"{service}", a.serveGuestStream)
@@ -123,6 +142,25 @@ func (a *Agent) serveControl(path string) (func() error, error) {
 		}
 		return errors.Join(err, ignoreNotExist(os.Remove(path)))
 	}, nil
+}
+
+// serveAutoPause changes the running machine's auto-pause (`machine set --auto-pause`).
+func (a *Agent) serveAutoPause(w http.ResponseWriter, r *http.Request) {
+	after, err := time.ParseDuration(r.URL.Query().Get("after"))
+	if err != nil || after < 0 {
+		http.Error(w, fmt.Sprintf("after=%q: want a duration such as 5m, or 0s for off", r.URL.Query().Get("after")), http.StatusBadRequest)
+		return
+	}
+	if err := a.idle.setAfter(r.Context(), after); err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, driver.ErrUnsupported) {
+			code = http.StatusNotImplemented
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	a.log.Info("auto-pause changed", "now", AutoPauseLabel(after))
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {

@@ -267,7 +267,9 @@ func startAgent(t *testing.T, m *store.Machine, cfg *store.Config, vm *fakeVM) *
 func startAgentWith(t *testing.T, m *store.Machine, cfg *store.Config, vm *fakeVM, o Options) *running {
 	t.Helper()
 	o.Machine, o.Config = m, cfg
-	o.NewDriver = func(driver.Config) (driver.Driver, error) { return vm, nil }
+	if o.NewDriver == nil {
+		o.NewDriver = func(driver.Config) (driver.Driver, error) { return vm, nil }
+	}
 	for _, d := range []*time.Duration{&o.GuestStopTimeout, &o.ACPITimeout, &o.KillTimeout} {
 		if *d == 0 {
 			*d = 200 * time.Millisecond

@@ -20,10 +20,10 @@ const StatePaused = "paused"
 // idler pauses the VM's vCPUs once nothing has used the machine for a while (no connection
 // open through the agent: Docker API, forwarded port, shell; and no container running), and
 // resumes them when the next connection is dialled, before the dial, so the connection does
-// not notice. A nil *idler never pauses.
+// not notice. A nil *idler never pauses; neither does one whose idle time is 0 (auto-pause
+// turned off, which `machine set` can change while the machine runs: setAfter).
 type idler struct {
-	p     driver.Pauser
-	after time.Duration
+	p driver.Pauser
 	// running counts the guest's running containers without counting as use.
 	running func(ctx context.Context) (int, error)
 	// ready reports whether the machine is ready (nothing is paused before that).
@@ -35,6 +35,7 @@ type idler struct {
 	log      *slog.Logger
 
 	mu       sync.Mutex
+	after    time.Duration // 0: off
 	paused   bool
 	off      bool // stopping: never pause again
 	active   int  // connections open
@@ -79,6 +80,16 @@ func (i *idler) stop(ctx context.Context) error {
 	return i.resumeLocked(ctx)
 }
 
+// idleTime is the idle time before a pause: 0 when off, -1 when the driver cannot pause.
+func (i *idler) idleTime() time.Duration {
+	if i == nil {
+		return -1
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.after
+}
+
 func (i *idler) isPaused() bool {
 	if i == nil {
 		return false
@@ -110,7 +121,7 @@ func (i *idler) check(ctx context.Context) {
 	if i.active > 0 {
 		i.last = now
 	}
-	skip := i.paused || i.off || i.active > 0 || now.Sub(i.last) < i.after || (i.ready != nil && !i.ready())
+	skip := i.after == 0 || i.paused || i.off || i.active > 0 || now.Sub(i.last) < i.after || (i.ready != nil && !i.ready())
 	i.mu.Unlock()
 	if skip {
 		return
@@ -130,8 +141,8 @@ func (i *idler) check(ctx context.Context) {
 		return
 	}
 	idle := i.now().Sub(i.last)
-	if i.paused || i.off || i.active > 0 || idle < i.after {
-		return // used while we asked
+	if i.after == 0 || i.paused || i.off || i.active > 0 || idle < i.after {
+		return // used, or turned off, while we asked
 	}
 	if err := i.p.Pause(ctx); err != nil {
 		i.log.Warn("auto-pause failed; staying awake", "err", err)
@@ -144,10 +155,35 @@ func (i *idler) check(ctx context.Context) {
 	}
 }
 
-// run checks every quarter of the idle time (at most every 15 s) until ctx ends.
+// setAfter changes the idle time before a pause; 0 turns auto-pause off and resumes a paused
+// VM. The idle time counts again from now, so turning it on never pauses at once.
+func (i *idler) setAfter(ctx context.Context, after time.Duration) error {
+	if i == nil {
+		return fmt.Errorf("auto-pause: %w: this machine's driver cannot pause its CPUs", driver.ErrUnsupported)
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.after, i.last = after, i.now()
+	if after == 0 {
+		return i.resumeLocked(ctx)
+	}
+	return nil
+}
+
+// period is how often run checks: a quarter of the idle time, between 0.5 s and 15 s (15 s
+// while auto-pause is off, to notice it being turned on).
+func (i *idler) period() time.Duration {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.after == 0 {
+		return 15 * time.Second
+	}
+	return min(max(i.after/4, 500*time.Millisecond), 15*time.Second)
+}
+
+// run checks every period until ctx ends.
 func (i *idler) run(ctx context.Context) {
-	every := min(max(i.after/4, 500*time.Millisecond), 15*time.Second)
-	t := time.NewTicker(every)
+	t := time.NewTimer(i.period())
 	defer t.Stop()
 	for {
 		select {
@@ -155,6 +191,7 @@ func (i *idler) run(ctx context.Context) {
 			return
 		case <-t.C:
 			i.check(ctx)
+			t.Reset(i.period())
 		}
 	}
 }
@@ -212,12 +249,13 @@ func (c *awakeConn) CloseWrite() error {
 	return fmt.Errorf("guest stream: %w: no half-close", driver.ErrUnsupported)
 }
 
-// newIdler makes the machine's idler, or nil when auto-pause is off or the driver cannot
-// pause. raw is the driver itself: the idler's own Docker query must not count as use.
+// newIdler makes the machine's idler, or nil when the driver cannot pause. Auto-pause off is
+// an idler that never pauses, so that it can be turned on while the machine runs. raw is the
+// driver itself: the idler's own Docker query must not count as use.
 func (a *Agent) newIdler(raw driver.Driver) *idler {
 	after := a.o.Config.AutoPauseIdle()
 	p, ok := raw.(driver.Pauser)
-	if after == 0 || !ok {
+	if !ok {
 		return nil
 	}
 	docker := &http.Client{Transport: &http.Transport{

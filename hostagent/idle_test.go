@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,13 +132,61 @@ func TestIdlerResumeFailureFailsTheDial(t *testing.T) {
 	}
 }
 
-// A nil idler (auto-pause off) is inert.
+// `machine set --auto-pause` while the machine runs: off resumes a paused VM and keeps it
+// awake; on again counts the idle time from the change, not from the last use.
+func TestIdlerSetAfter(t *testing.T) {
+	ctx := context.Background()
+	running := 0
+	var runErr error
+	i, p, now := testIdler(&running, &runErr)
+	*now = now.Add(2 * time.Minute)
+	i.check(ctx)
+	if !i.isPaused() {
+		t.Fatal("not paused after two idle minutes")
+	}
+	if err := i.setAfter(ctx, 0); err != nil || i.isPaused() || p.resumes != 1 {
+		t.Fatalf("auto-pause off: %v, paused %v, %d resumes; want resumed once", err, i.isPaused(), p.resumes)
+	}
+	if i.idleTime() != 0 || i.period() != 15*time.Second {
+		t.Fatalf("off: idle time %v, checks every %v", i.idleTime(), i.period())
+	}
+	*now = now.Add(time.Hour)
+	i.check(ctx)
+	if p.pauses != 1 {
+		t.Fatal("paused with auto-pause off")
+	}
+	if err := i.setAfter(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if i.period() != 2500*time.Millisecond {
+		t.Errorf("10 s idle time: checks every %v, want 2.5s", i.period())
+	}
+	i.check(ctx)
+	if p.pauses != 1 {
+		t.Fatal("turning auto-pause on paused at once (the hour idle before it counted)")
+	}
+	*now = now.Add(11 * time.Second)
+	i.check(ctx)
+	if p.pauses != 2 {
+		t.Fatalf("pauses %d: want a pause 10 s after auto-pause came on", p.pauses)
+	}
+	// Off while resuming fails: the error is returned and the machine stays paused.
+	p.resumeErr = errors.New("qmp: connection refused")
+	if err := i.setAfter(ctx, 0); err == nil || !i.isPaused() {
+		t.Fatalf("off with a failing resume: %v, paused %v", err, i.isPaused())
+	}
+}
+
+// A nil idler (the driver cannot pause) is inert, and says so when asked to change.
 func TestNilIdler(t *testing.T) {
 	var i *idler
 	if err := i.acquire(context.Background()); err != nil || i.isPaused() || i.stop(context.Background()) != nil {
 		t.Fatal("nil idler did something")
 	}
 	i.release()
+	if err := i.setAfter(context.Background(), time.Minute); !errors.Is(err, driver.ErrUnsupported) || i.idleTime() >= 0 {
+		t.Fatalf("setAfter on a driver that cannot pause: %v (idle time %v)", err, i.idleTime())
+	}
 }
 
 type pipeDriver struct {
@@ -187,5 +236,58 @@ func TestAwakeDriverHoldsTheMachineWhileAConnectionIsOpen(t *testing.T) {
 	i.check(ctx)
 	if p.pauses != 2 {
 		t.Fatal("did not pause after the connection closed")
+	}
+}
+
+// pausingVM is the fake VM with vCPUs that pause.
+type pausingVM struct {
+	*fakeVM
+	fakePauser
+}
+
+// The control API changes a running machine's auto-pause, and status shows it.
+func TestAgentChangesAutoPause(t *testing.T) {
+	ctx := context.Background()
+	m, cfg := testMachine(t)
+	if err := cfg.SetAutoPause(true, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	vm := &pausingVM{fakeVM: newFakeVM()}
+	r := startAgentWith(t, m, cfg, vm.fakeVM, Options{NewDriver: func(driver.Config) (driver.Driver, error) { return vm, nil }})
+	defer r.stop(t, true)
+	autoPause := func() string {
+		st, err := r.c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.AutoPause
+	}
+	if got := autoPause(); got != "after 1h0m0s" {
+		t.Errorf("status auto-pause %q, want after 1h0m0s", got)
+	}
+	if err := r.c.SetAutoPause(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := autoPause(); got != "off" {
+		t.Errorf("status auto-pause %q after turning it off", got)
+	}
+	if err := r.c.SetAutoPause(ctx, 90*time.Second); err != nil || autoPause() != "after 1m30s" {
+		t.Errorf("auto-pause 90s: %v, status %q", err, autoPause())
+	}
+	if err := r.c.SetAutoPause(ctx, -time.Second); err == nil || !strings.Contains(err.Error(), "0s for off") {
+		t.Errorf("a negative idle time: %v, want it refused with what to give", err)
+	}
+}
+
+func TestAgentSaysWhenItsDriverCannotPause(t *testing.T) {
+	m, cfg := testMachine(t)
+	r := startAgent(t, m, cfg, newFakeVM())
+	defer r.stop(t, true)
+	err := r.c.SetAutoPause(context.Background(), time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "cannot pause") {
+		t.Errorf("auto-pause on a driver without pause: %v", err)
+	}
+	if st, _ := r.c.Status(context.Background()); st.AutoPause != "unsupported" {
+		t.Errorf("status auto-pause %q, want unsupported", st.AutoPause)
 	}
 }

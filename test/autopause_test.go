@@ -12,7 +12,8 @@ import (
 
 // TestAutoPause boots a machine that pauses after 5 s idle and checks that a paused machine
 // answers the Docker CLI and `machine shell` (each resumes it) and pauses again later, that a
-// running container keeps it awake, and that a paused machine stops cleanly.
+// running container keeps it awake, that `machine set` turns auto-pause off and on while it
+// runs, and that a paused machine stops cleanly.
 func TestAutoPause(t *testing.T) {
 	const name = "autopause"
 	const ctxName = "machine-autopause"
@@ -62,6 +63,25 @@ func TestAutoPause(t *testing.T) {
 	}
 	docker(t, ctxName, "", "rm", "-f", "sleeper")
 	waitEvents(t, name, "paused", pausesBefore+1, 2*time.Minute)
+
+	// `machine set --auto-pause=false` on the paused, running machine resumes it and keeps it
+	// awake; an idle time turns it on again, without a restart.
+	if out := machine(t, "set", name, "--auto-pause=false"); !strings.Contains(out, "auto-pause after 5s -> off (now)") {
+		t.Errorf("set --auto-pause=false on a running machine printed %q", out)
+	}
+	if s := state(); s != "running" {
+		t.Errorf("status after auto-pause went off on a paused machine: %q, want running", s)
+	}
+	pausesOff := len(eventMessages(name, "paused"))
+	time.Sleep(20 * time.Second)
+	if n := len(eventMessages(name, "paused")); n != pausesOff {
+		t.Errorf("the machine paused with auto-pause off (%d pauses, had %d)", n, pausesOff)
+	}
+	if out := machine(t, "status", name); !strings.Contains(out, "Auto-pause:  off") {
+		t.Errorf("status with auto-pause off:\n%s", out)
+	}
+	machine(t, "set", name, "--auto-pause-after", "5s")
+	waitEvents(t, name, "paused", pausesOff+1, 2*time.Minute)
 
 	// A paused machine stops cleanly (the guest is resumed to shut down).
 	machine(t, "stop", name)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/machine-run/machine/hostagent"
 	"github.com/machine-run/machine/hostagent/shares"
 	"github.com/machine-run/machine/hostagent/store"
 )
@@ -25,24 +26,36 @@ type setOptions struct {
 	restart         bool
 	timeout         time.Duration
 	cpusSet, anySet bool
+	// Auto-pause applies at once, to a running machine too.
+	autoPause                   bool
+	pauseAfter                  time.Duration
+	autoPauseSet, pauseAfterSet bool
 }
+
+// needsStop says whether the options change what only a stopped machine can change.
+func (o *setOptions) needsStop() bool { return o.anySet }
 
 func newSetCommand() *cobra.Command {
 	o := &setOptions{}
 	cmd := &cobra.Command{
-		Use:   "set NAME [--cpus N] [--memory SIZE] [--disk SIZE] [--share PATH[:ro]]... [--unshare PATH]...",
-		Short: "Change a stopped machine's CPUs, memory, disk size or shared folders",
+		Use:   "set NAME [--cpus N] [--memory SIZE] [--disk SIZE] [--share PATH[:ro]]... [--unshare PATH]... [--auto-pause=BOOL] [--auto-pause-after DURATION]",
+		Short: "Change a machine's CPUs, memory, disk size, shared folders or auto-pause",
 		Long: `Change a stopped machine's settings; they apply at its next start.
 
 The disk only grows: the file grows now (sparse), and the guest grows the filesystem at the
 next boot without touching what is stored. A running machine is refused unless --restart:
-then it is stopped cleanly, changed and started again.`,
+then it is stopped cleanly, changed and started again.
+
+Auto-pause (--auto-pause, --auto-pause-after) changes at once, on a running machine too:
+--auto-pause=false resumes a paused machine and keeps it awake.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cpusSet = cmd.Flags().Changed("cpus")
 			for _, f := range []string{"cpus", "memory", "disk", "share", "unshare"} {
 				o.anySet = o.anySet || cmd.Flags().Changed(f)
 			}
+			o.autoPauseSet = cmd.Flags().Changed("auto-pause")
+			o.pauseAfterSet = cmd.Flags().Changed("auto-pause-after")
 			return runSet(cmd.Context(), cmd.OutOrStdout(), o, args[0])
 		},
 	}
@@ -52,18 +65,23 @@ then it is stopped cleanly, changed and started again.`,
 	f.StringVar(&o.disk, "disk", "", "data disk size; it can only grow")
 	f.StringArrayVar(&o.share, "share", nil, "host folder to share, at the same path; PATH:ro shares it read-only (repeatable)")
 	f.StringArrayVar(&o.unshare, "unshare", nil, "shared folder to stop sharing (repeatable)")
+	f.BoolVar(&o.autoPause, "auto-pause", true, "pause the machine's CPUs while it is idle (no container running, no connection)")
+	f.DurationVar(&o.pauseAfter, "auto-pause-after", store.DefaultAutoPauseAfter, "idle time before an auto-pause (turns auto-pause on)")
 	f.BoolVar(&o.restart, "restart", false, "stop a running machine cleanly, change it and start it again")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --restart, how long to wait for Docker to be ready")
 	return cmd
 }
 
 func runSet(ctx context.Context, out io.Writer, o *setOptions, name string) error {
-	if !o.anySet {
-		return usageError{fmt.Errorf("machine set %s: nothing to change: give --cpus, --memory, --disk, --share or --unshare", name)}
+	if !o.anySet && !o.autoPauseSet && !o.pauseAfterSet {
+		return usageError{fmt.Errorf("machine set %s: nothing to change: give --cpus, --memory, --disk, --share, --unshare, --auto-pause or --auto-pause-after", name)}
 	}
 	m, _, err := existingMachine(name)
 	if err != nil {
 		return err
+	}
+	if !o.needsStop() && agentRunning(m) {
+		return setAutoPauseLive(ctx, out, m, o)
 	}
 	wasRunning, err := stopToChange(ctx, out, m, name, o.restart, "its settings change only while it is stopped; ")
 	if err != nil {
@@ -105,6 +123,11 @@ func applySet(ctx context.Context, m *store.Machine, o *setOptions) ([]string, e
 	next.Shares = slices.Clone(cfg.Shares)
 	next.ReadOnlyShares = slices.Clone(cfg.ReadOnlyShares)
 	var changed []string
+	if c, err := changeAutoPause(&next, o); err != nil {
+		return nil, err
+	} else if c != "" {
+		changed = append(changed, c)
+	}
 	if o.cpusSet && o.cpus != cfg.CPUs {
 		next.CPUs = o.cpus
 		changed = append(changed, fmt.Sprintf("CPUs %d -> %d", cfg.CPUs, o.cpus))
@@ -178,6 +201,65 @@ func applySet(ctx context.Context, m *store.Machine, o *setOptions) ([]string, e
 		return nil, fmt.Errorf("machine %q: save config: %w", m.Name, err)
 	}
 	return changed, nil
+}
+
+// changeAutoPause applies --auto-pause and --auto-pause-after to c and says what changed
+// ("" for nothing). --auto-pause-after alone turns auto-pause on.
+func changeAutoPause(c *store.Config, o *setOptions) (string, error) {
+	if !o.autoPauseSet && !o.pauseAfterSet {
+		return "", nil
+	}
+	was := c.AutoPauseIdle()
+	on, after := o.autoPause, o.pauseAfter
+	if !o.pauseAfterSet && was > 0 {
+		after = was // --auto-pause=true keeps the idle time it had
+	}
+	if !o.autoPauseSet {
+		on = true
+	}
+	if o.autoPauseSet && !on && o.pauseAfterSet {
+		return "", fmt.Errorf("--auto-pause=false with --auto-pause-after %v: give one of them (an idle time turns auto-pause on)", o.pauseAfter)
+	}
+	if err := c.SetAutoPause(on, after); err != nil {
+		return "", err
+	}
+	if now := c.AutoPauseIdle(); now != was {
+		return fmt.Sprintf("auto-pause %s -> %s", hostagent.AutoPauseLabel(was), hostagent.AutoPauseLabel(now)), nil
+	}
+	return "", nil
+}
+
+// setAutoPauseLive changes a running machine's auto-pause: the config first (so the next
+// start keeps it), then the host agent, which applies it at once.
+func setAutoPauseLive(ctx context.Context, out io.Writer, m *store.Machine, o *setOptions) error {
+	lock, err := store.LockContext(ctx, m.StartLock())
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	cfg, err := m.LoadConfig()
+	if err != nil {
+		return err
+	}
+	next := *cfg
+	changed, err := changeAutoPause(&next, o)
+	if err != nil {
+		return err
+	}
+	if changed == "" {
+		fmt.Fprintf(out, "Machine %q already has these settings\n", m.Name)
+		return nil
+	}
+	if err := m.SaveConfig(&next); err != nil {
+		return fmt.Errorf("machine %q: save config: %w", m.Name, err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := hostagent.NewClient(m.ControlSocket()).SetAutoPause(actx, next.AutoPauseIdle()); err != nil {
+		return fmt.Errorf("machine %q: %s is saved for its next start, but the running machine did not take it: %w", m.Name, changed, err)
+	}
+	fmt.Fprintf(out, "Machine %q: %s (now)\n", m.Name, changed)
+	return nil
 }
 
 // checkShare validates a --share PATH[:ro] the way create does.

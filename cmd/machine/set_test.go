@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/machine-run/machine/hostagent/store"
 )
@@ -82,5 +83,57 @@ func TestSet(t *testing.T) {
 	}
 	if _, err := cli(t, "start", "dev", "--cpus", "2"); err == nil || !strings.Contains(err.Error(), "machine set dev --cpus") {
 		t.Errorf("start --cpus on an existing machine: %v; want it to point at machine set", err)
+	}
+}
+
+// Auto-pause on a stopped machine: saved in its config, said in its status; an idle time alone
+// turns it on; off together with an idle time is a contradiction.
+func TestSetAutoPause(t *testing.T) {
+	img := setup(t)
+	if _, err := cli(t, "create", "dev", "--arch", "amd64", "--image", img); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args     []string
+		out      string
+		idle     time.Duration
+		statusIs string
+	}{
+		{[]string{"--auto-pause=false"}, "auto-pause after 5m0s -> off", 0, "off"},
+		{[]string{"--auto-pause=false"}, "already has these settings", 0, "off"},
+		{[]string{"--auto-pause"}, "auto-pause off -> after 5m0s", 5 * time.Minute, "after 5m0s"},
+		{[]string{"--auto-pause-after", "30s"}, "auto-pause after 5m0s -> after 30s", 30 * time.Second, "after 30s"},
+		{[]string{"--auto-pause=true"}, "already has these settings", 30 * time.Second, "after 30s"}, // keeps its idle time
+		{[]string{"--auto-pause=false"}, "-> off", 0, "off"},
+		{[]string{"--auto-pause-after", "1m"}, "auto-pause off -> after 1m0s", time.Minute, "after 1m0s"},
+	} {
+		out, err := cli(t, append([]string{"set", "dev"}, tt.args...)...)
+		if err != nil || !strings.Contains(out, tt.out) {
+			t.Errorf("set %v: %v\n%s\nwant %q", tt.args, err, out, tt.out)
+		}
+		if _, cfg := loadCfg(t, "dev"); cfg.AutoPauseIdle() != tt.idle {
+			t.Errorf("after set %v: idle time %v in the config, want %v", tt.args, cfg.AutoPauseIdle(), tt.idle)
+		}
+		if out, _ := cli(t, "status", "dev"); !strings.Contains(out, "Auto-pause:  "+tt.statusIs) {
+			t.Errorf("after set %v, status:\n%s\nwant Auto-pause: %s", tt.args, out, tt.statusIs)
+		}
+	}
+	m, _ := loadCfg(t, "dev")
+	before, _ := os.ReadFile(m.ConfigPath())
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--auto-pause=false", "--auto-pause-after", "1m"}, "give one of them"},
+		{[]string{"--auto-pause-after", "1s"}, "at least 2s"},
+		{[]string{"--auto-pause-after", "soon"}, "auto-pause-after"},
+	} {
+		out, err := cli(t, append([]string{"set", "dev"}, tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("set %v: %v (%s); want an error about %q", tt.args, err, out, tt.want)
+		}
+	}
+	if after, _ := os.ReadFile(m.ConfigPath()); string(after) != string(before) {
+		t.Error("a refused set changed the config")
 	}
 }

@@ -43,6 +43,7 @@ func machineStatus(ctx context.Context, m *store.Machine, cfg *store.Config) hos
 	stopped := hostagent.Status{
 		Name: m.Name, State: hostagent.StateStopped, Arch: cfg.Arch, CPUs: cfg.CPUs,
 		MemoryMiB: cfg.MemoryMiB, DiskGiB: cfg.DiskGiB, Driver: cfg.Driver,
+		AutoPause: hostagent.AutoPauseLabel(cfg.AutoPauseIdle()),
 	}
 	if !agentRunning(m) {
 		stopped.Error = hostagent.LastError(m.EventsPath()) // why the last start failed
@@ -96,6 +97,9 @@ func printStatus(out io.Writer, format string, st hostagent.Status) error {
 				parts = append(parts, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
 			}
 			fmt.Fprintf(tw, "Boot:\t%s\n", strings.Join(parts, ", "))
+		}
+		if st.AutoPause != "" {
+			fmt.Fprintf(tw, "Auto-pause:\t%s\n", st.AutoPause)
 		}
 		if st.Image != nil {
 			fmt.Fprintf(tw, "Image:\t%s\n", imageLabel(*st.Image))
