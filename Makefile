@@ -58,11 +58,12 @@ faults: image
 # given back after a container frees 1 GiB, the home share vs the machine's disk, and idle
 # CPU awake vs auto-paused with the first request's latency on a paused machine, with ratios.
 # How often the guest kernel panics under emulation: PANIC_BOOTS boots (issue 11, point 10).
-# PANIC_DROP="word ..." takes kernel words off the image's command line (measure without a
-# mitigation).
+# PANIC_DROP="word ..." takes kernel words off the image's command line and PANIC_ADD="word
+# ..." puts words on it, to measure without a mitigation (PANIC_ADD=maxcpus=2: the kernel
+# boots on both CPUs).
 PANIC_BOOTS ?= 100
 panics: image
-	MACHINE_BIN=$(CURDIR)/bin/machine MACHINE_PANIC_BOOTS=$(PANIC_BOOTS) MACHINE_PANIC_DROP="$(PANIC_DROP)" \
+	MACHINE_BIN=$(CURDIR)/bin/machine MACHINE_PANIC_BOOTS=$(PANIC_BOOTS) MACHINE_PANIC_DROP="$(PANIC_DROP)" MACHINE_PANIC_ADD="$(PANIC_ADD)" \
 		$(GO) test -tags e2e -count=1 -timeout 300m -v -run 'TestBootPanics$$' ./test/
 
 bench: image

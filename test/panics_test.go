@@ -19,8 +19,9 @@ import (
 // and a memory limit (the first of each in a boot makes the kernel patch the code of its
 // cgroup controllers while the other vCPU runs it, where the panics seen so far were), then a
 // forced stop. It counts the boots whose kernel panicked and prints each one's signature from
-// the console. MACHINE_PANIC_DROP names kernel words to take off the image's command line, to
-// measure without a mitigation. Skipped unless MACHINE_PANIC_BOOTS is set (`make panics`): a
+// the console. MACHINE_PANIC_DROP names kernel words to take off the image's command line and
+// MACHINE_PANIC_ADD words to put on it, to measure without a mitigation (ADD="maxcpus=2":
+// the kernel boots on both CPUs, as before qemu.EmulationKernelWords). Skipped unless MACHINE_PANIC_BOOTS is set (`make panics`): a
 // hundred boots take about an hour here.
 func TestBootPanics(t *testing.T) {
 	v := os.Getenv("MACHINE_PANIC_BOOTS")
@@ -34,8 +35,8 @@ func TestBootPanics(t *testing.T) {
 	const name = "panics"
 	const ctxName = "machine-panics"
 	img := latestImage(t, "amd64")
-	if drop := os.Getenv("MACHINE_PANIC_DROP"); drop != "" {
-		img = imageWithout(t, img, strings.Fields(drop))
+	if drop, add := os.Getenv("MACHINE_PANIC_DROP"), os.Getenv("MACHINE_PANIC_ADD"); drop != "" || add != "" {
+		img = imageEdited(t, img, strings.Fields(drop), strings.Fields(add))
 	}
 	m, err := vmimage.Load(img)
 	if err != nil {
@@ -87,9 +88,9 @@ func bootOnce(t *testing.T, name, ctxName string) string {
 	return ""
 }
 
-// imageWithout copies the image at dir (hard links where it can) with words taken off its
-// manifest's kernel command line.
-func imageWithout(t *testing.T, dir string, words []string) string {
+// imageEdited copies the image at dir (hard links where it can) with words taken off its
+// manifest's kernel command line and others added.
+func imageEdited(t *testing.T, dir string, words, add []string) string {
 	t.Helper()
 	out := filepath.Join(env.home, "image-without")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -128,7 +129,7 @@ func imageWithout(t *testing.T, dir string, words []string) string {
 			kept = append(kept, w)
 		}
 	}
-	raw["cmdline"] = strings.Join(kept, " ")
+	raw["cmdline"] = strings.Join(append(kept, add...), " ")
 	b, _ := json.MarshalIndent(raw, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, vmimage.ManifestName), b, 0o644); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package qemu
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/machine-run/machine/guestagent/api"
@@ -162,7 +163,11 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 // Emulated vCPUs can run a stale copy of code the kernel patches live (an int3 left behind
 // panics the guest): the kernel boots on one CPU, and the guest agent brings up the rest once
 // the boot's own patching is done (guestagent/boot/cpus_linux.go).
+// An image whose command line sets maxcpus itself keeps its own (`make panics` measures the
+// guest without this mitigation that way).
 var EmulationKernelWords = []string{"maxcpus=1"}
+
+func setsMaxCPUs(word string) bool { return strings.HasPrefix(word, "maxcpus=") }
 
 // bootCmdline is the -append value: the machine's boot contract with this driver's
 // transport (console, serial or vsock channel, user networking, the channel token).
@@ -175,7 +180,7 @@ func bootCmdline(cfg driver.Config, host Host, console string) (string, error) {
 		return "", fmt.Errorf("qemu: %w", err)
 	}
 	p.Console, p.Channel, p.Net, p.Token = console, bootparams.ChannelSerial, bootparams.NetUser, host.Token
-	if host.Accel == AccelTCG && cfg.CPUs > 1 {
+	if host.Accel == AccelTCG && cfg.CPUs > 1 && !slices.ContainsFunc(p.Kernel, setsMaxCPUs) {
 		p.Kernel = append(p.Kernel, EmulationKernelWords...)
 	}
 	if host.VsockCID != 0 {

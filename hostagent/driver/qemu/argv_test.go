@@ -296,3 +296,36 @@ func TestArgsKeepSecretsFromTheGuestAndOtherUsers(t *testing.T) {
 		t.Error("Args accepted a token with no file to pass it in")
 	}
 }
+
+// Under TCG a multi-CPU kernel boots on one CPU, unless the image's command line sets
+// maxcpus itself; one CPU, or hardware acceleration, needs nothing.
+func TestEmulationKernelWords(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		accel   string
+		cpus    int
+		cmdline string
+		want    string // the maxcpus words on the command line
+	}{
+		{"tcg two CPUs", AccelTCG, 2, "panic=-1", "maxcpus=1"},
+		{"tcg one CPU", AccelTCG, 1, "panic=-1", ""},
+		{"kvm two CPUs", AccelKVM, 2, "panic=-1", ""},
+		{"tcg, the image's own maxcpus", AccelTCG, 2, "panic=-1 maxcpus=2", "maxcpus=2"},
+	} {
+		cfg := testConfig("amd64")
+		cfg.CPUs, cfg.Cmdline = tt.cpus, tt.cmdline
+		line, err := bootCmdline(cfg, Host{OS: "linux", Accel: tt.accel}, "ttyS0")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var got []string
+		for _, w := range strings.Fields(line) {
+			if setsMaxCPUs(w) {
+				got = append(got, w)
+			}
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("%s: maxcpus words %q, want %q (command line %q)", tt.name, got, tt.want, line)
+		}
+	}
+}
