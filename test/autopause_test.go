@@ -77,7 +77,7 @@ func TestAutoPause(t *testing.T) {
 	if n := len(eventMessages(name, "paused")); n != pausesOff {
 		t.Errorf("the machine paused with auto-pause off (%d pauses, had %d)", n, pausesOff)
 	}
-	if out := machine(t, "status", name); !strings.Contains(out, "Auto-pause:  off") {
+	if out := machine(t, "status", name); !strings.Contains(strings.Join(strings.Fields(out), " "), "Auto-pause: off") {
 		t.Errorf("status with auto-pause off:\n%s", out)
 	}
 	machine(t, "set", name, "--auto-pause-after", "5s")

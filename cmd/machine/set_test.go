@@ -114,7 +114,7 @@ func TestSetAutoPause(t *testing.T) {
 		if _, cfg := loadCfg(t, "dev"); cfg.AutoPauseIdle() != tt.idle {
 			t.Errorf("after set %v: idle time %v in the config, want %v", tt.args, cfg.AutoPauseIdle(), tt.idle)
 		}
-		if out, _ := cli(t, "status", "dev"); !strings.Contains(out, "Auto-pause:  "+tt.statusIs) {
+		if out, _ := cli(t, "status", "dev"); !strings.Contains(strings.Join(strings.Fields(out), " "), "Auto-pause: "+tt.statusIs) {
 			t.Errorf("after set %v, status:\n%s\nwant Auto-pause: %s", tt.args, out, tt.statusIs)
 		}
 	}
