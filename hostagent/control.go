@@ -88,9 +88,11 @@ func (a *Agent) status(ctx context.Context) Status {
 		Error:         a.lastErr,
 		ChannelError:  a.channelErr,
 		AgentVersion:  buildinfo.Version(),
-		AutoPause:     AutoPauseLabel(a.idle.idleTime()),
 	}
 	a.mu.Unlock()
+	// The idler is asked outside a.mu: its check holds its own lock while it asks a.mu
+	// whether the machine is ready.
+	s.AutoPause = AutoPauseLabel(a.idle.idleTime())
 	paused := a.idle.isPaused()
 	if paused && s.State == StateRunning {
 		s.State = StatePaused
