@@ -83,17 +83,5 @@ func (a *Agent) serveCutChannel(w http.ResponseWriter, r *http.Request) {
 // CutChannel asks the host agent to break its guest channel (fault tests; the agent must run
 // with MACHINE_FAULT_INJECTION=1).
 func (c *Client) CutChannel(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+pathCutChannel, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("host agent: cut channel: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("host agent: cut channel: %s", resp.Status)
-	}
-	return nil
+	return c.post(ctx, pathCutChannel, http.StatusNoContent, "cut channel")
 }

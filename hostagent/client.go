@@ -62,18 +62,24 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 // SetAutoPause changes the running machine's idle time before an auto-pause; 0 turns
 // auto-pause off (and resumes a paused machine).
 func (c *Client) SetAutoPause(ctx context.Context, after time.Duration) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+pathAutoPause+"?after="+url.QueryEscape(after.String()), nil)
+	return c.post(ctx, pathAutoPause+"?after="+url.QueryEscape(after.String()), http.StatusNoContent, "auto-pause")
+}
+
+// post sends a body-less POST and wants status want; any other status is an error that
+// names what was asked, with the agent's message.
+func (c *Client) post(ctx context.Context, path string, want int, what string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+path, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("host agent (%s): %w", c.socket, err)
+		return fmt.Errorf("host agent (%s): %s: %w", c.socket, what, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
+	if resp.StatusCode != want {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("host agent auto-pause: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("host agent %s: %s: %s", what, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }
@@ -84,19 +90,7 @@ func (c *Client) Stop(ctx context.Context, force bool) error {
 	if force {
 		q = "?force=1"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+pathStop+q, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("host agent (%s): %w", c.socket, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("host agent stop: %s", resp.Status)
-	}
-	return nil
+	return c.post(ctx, pathStop+q, http.StatusAccepted, "stop")
 }
 
 // Events calls fn for every event, past ones first, until fn returns false, the agent

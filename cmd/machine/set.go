@@ -20,20 +20,18 @@ import (
 )
 
 type setOptions struct {
-	cpus            int
-	memory, disk    string
-	share, unshare  []string
-	restart         bool
-	timeout         time.Duration
-	cpusSet, anySet bool
+	cpus           int
+	memory, disk   string
+	share, unshare []string
+	restart        bool
+	timeout        time.Duration
+	cpusSet        bool
+	anySet         bool // a setting only a stopped machine can change
 	// Auto-pause applies at once, to a running machine too.
 	autoPause                   bool
 	pauseAfter                  time.Duration
 	autoPauseSet, pauseAfterSet bool
 }
-
-// needsStop says whether the options change what only a stopped machine can change.
-func (o *setOptions) needsStop() bool { return o.anySet }
 
 func newSetCommand() *cobra.Command {
 	o := &setOptions{}
@@ -80,7 +78,7 @@ func runSet(ctx context.Context, out io.Writer, o *setOptions, name string) erro
 	if err != nil {
 		return err
 	}
-	if !o.needsStop() && agentRunning(m) {
+	if !o.anySet && agentRunning(m) {
 		return setAutoPauseLive(ctx, out, m, o)
 	}
 	wasRunning, err := stopToChange(ctx, out, m, name, o.restart, "its settings change only while it is stopped; ")
