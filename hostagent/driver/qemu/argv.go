@@ -49,6 +49,15 @@ type Host struct {
 	// through the NAT's host alias, can reach. QEMU for Windows serves unix sockets since
 	// 7.2 (Windows 10 1803 and later).
 	QMPSocket string
+	// FSSockets, one per share of the machine, are the vhost-user sockets of the virtiofsd
+	// serving each share; "" (or a nil slice) serves that share with QEMU's own 9p instead.
+	// Any virtiofs share puts guest RAM in a shared memory file, which vhost-user needs.
+	FSSockets []string
+}
+
+// usesVirtiofs reports whether any share is on virtiofs.
+func (h Host) usesVirtiofs() bool {
+	return slices.ContainsFunc(h.FSSockets, func(s string) bool { return s != "" })
 }
 
 // Binary returns QEMU's system emulator name for a guest architecture on a host OS.
@@ -89,6 +98,15 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(host.FSSockets) > len(cfg.Shares) {
+		return nil, fmt.Errorf("qemu: machine %q: %d virtiofs sockets for %d shares", cfg.Name, len(host.FSSockets), len(cfg.Shares))
+	}
+	if host.usesVirtiofs() {
+		if host.OS != "linux" {
+			return nil, fmt.Errorf("qemu: machine %q: virtiofs shares need a Linux host (shared guest memory in a memfd)", cfg.Name)
+		}
+		machine += ",memory-backend=ram"
+	}
 
 	a := []string{
 		"-name", "machine-" + cfg.Name,
@@ -103,6 +121,12 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		"-cpu", cpu,
 		"-smp", fmt.Sprint(cfg.CPUs),
 		"-m", fmt.Sprintf("%dM", cfg.MemoryMiB),
+	)
+	if host.usesVirtiofs() {
+		// virtiofsd reads and writes guest buffers itself, so guest RAM is a shared memfd.
+		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=ram,size=%dM,share=on", cfg.MemoryMiB))
+	}
+	a = append(a,
 		"-nodefaults", "-no-user-config", "-display", "none",
 		// A guest kernel panic (including the soft-lockup panic the image enables) ends QEMU
 		// instead of rebooting or hanging, so the host agent sees it and can report it.
@@ -151,6 +175,15 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		a = append(a, "-fw_cfg", "name="+bootparams.TokenFwCfgName+",file="+qemuPath(host.OS, host.TokenFile))
 	}
 	for i, s := range cfg.Shares {
+		if i < len(host.FSSockets) && host.FSSockets[i] != "" {
+			// The guest mounts the tag with virtiofs when no 9p device carries it; read-only
+			// is enforced by virtiofsd itself (virtiofsdArgs) and by the guest's mount.
+			id := fmt.Sprintf("fs%d", i)
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+qemuPath(host.OS, host.FSSockets[i]),
+				"-device", "vhost-user-fs-pci,queue-size=1024,chardev="+id+",tag="+s.Tag)
+			continue
+		}
 		a = append(a, "-virtfs", virtfs(host.OS, fmt.Sprintf("share%d", i), s.HostPath, s.Tag, s.ReadOnly))
 	}
 	if cfg.Rosetta != nil {

@@ -88,8 +88,19 @@ func (d *Driver) Start(ctx context.Context) error {
 	if err := d.host.prepareChannel(); err != nil {
 		return err
 	}
+	fsds, sockets, err := d.startVirtiofsd(ctx)
+	if err != nil {
+		return err
+	}
+	stopFS := func() {
+		for _, fd := range fsds {
+			fd.stop()
+		}
+	}
+	d.host.FSSockets = sockets
 	args, err := Args(d.cfg, d.host)
 	if err != nil {
+		stopFS()
 		return err
 	}
 	for _, s := range []string{d.host.AgentSocket, d.host.QMPSocket} {
@@ -99,11 +110,13 @@ func (d *Driver) Start(ctx context.Context) error {
 		// Left by a QEMU that died with its host agent or was ended above; QEMU refuses to
 		// bind over it.
 		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+			stopFS()
 			return fmt.Errorf("qemu: remove stale socket: %w", err)
 		}
 	}
 	logf, err := os.OpenFile(filepath.Join(d.cfg.Dir, "qemu.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
+		stopFS()
 		return fmt.Errorf("qemu: %w", err)
 	}
 	defer logf.Close()
@@ -114,12 +127,14 @@ func (d *Driver) Start(ctx context.Context) error {
 		d.cmd.ExtraFiles = []*os.File{vsock.File()} // descriptor 3: Host.VsockFD
 	}
 	if err := startChild(d.cmd, d.exited); err != nil {
+		stopFS()
 		return fmt.Errorf("qemu: start %s: %w", d.binary, err)
 	}
 	pid := d.cmd.Process.Pid
 	recErr := writeRecord(d.cfg.Dir, pid, d.host)
 	go func() {
 		err := d.cmd.Wait()
+		stopFS() // each virtiofsd ends once QEMU has closed its socket
 		removeRecord(d.cfg.Dir, pid)
 		if err != nil {
 			err = fmt.Errorf("qemu exited: %w (see %s)", err, filepath.Join(d.cfg.Dir, "qemu.log"))
