@@ -10,18 +10,20 @@ import (
 
 // benchBoot starts the machine five times, the first on a blank data disk (it is formatted),
 // and prints each start-to-ready with its boot phases, then the median, min and max of all
-// five and of the four later boots. It leaves the machine running.
-func benchBoot(b *testing.B, name string) {
+// five and of the four later boots. It leaves the machine running and returns what the last
+// start printed.
+func benchBoot(b *testing.B, name string) string {
 	b.Helper()
 	const boots = 5
 	var all, later []time.Duration
+	var out string
 	for i := 0; i < boots; i++ {
 		label := "first boot (blank disk)"
 		if i > 0 {
 			label = fmt.Sprintf("boot %d", i+1)
 		}
 		began := time.Now()
-		out := machine(b, "start", name)
+		out = machine(b, "start", name)
 		d := time.Since(began)
 		fmt.Printf("start to Docker-ready, %s: %.1fs\n%s", label, d.Seconds(), indent(phaseLines(out)))
 		all = append(all, d)
@@ -38,4 +40,5 @@ func benchBoot(b *testing.B, name string) {
 		len(all), percentile(all, 50).Seconds(), percentile(all, 0).Seconds(), percentile(all, 100).Seconds(),
 		percentile(later, 50).Seconds(), percentile(later, 0).Seconds(), percentile(later, 100).Seconds())
 	b.ReportMetric(percentile(all, 50).Seconds(), "ready_median_s")
+	return out
 }

@@ -61,8 +61,9 @@ func fsFigures(out string) map[string]float64 {
 // users do) against a volume on the machine's own disk: sequential write and read of a 256
 // MB file, creating, stat-ing and deleting 5,000 small files, and a `git status`-like walk
 // of a 20,000-file tree (made by the host in the share, and in the volume by the
-// container). It prints each figure with the ratio share/disk.
-func benchShares(b *testing.B, ctxName, share string) {
+// container). It prints each figure with the ratio share/disk under label (the share's
+// transport) and returns the share's figures.
+func benchShares(b *testing.B, ctxName, share, label string) map[string]float64 {
 	b.Helper()
 	fsbenchImage(b, ctxName, "fsbench:bench")
 	dir, err := os.MkdirTemp(share, "bench-")
@@ -112,24 +113,66 @@ func benchShares(b *testing.B, ctxName, share string) {
 			notes = append(notes, line)
 		}
 	}
-	fmt.Printf("bind mount (the home share) vs the machine's disk (a volume), in one container:\n")
-	for _, row := range []struct{ key, label, unit string }{
-		{"seq_write_MBps", "sequential write 256 MB (fsync)", "MB/s"},
-		{"seq_read_MBps", "sequential read 256 MB (cold guest cache)", "MB/s"},
-		{"create_per_s", "create 5,000 files of 100 bytes", "files/s"},
-		{"stat_per_s", "stat 5,000 files", "files/s"},
-		{"delete_per_s", "delete 5,000 files", "files/s"},
-		{"walk_entries_per_s", "walk a 20,000-file tree (as git status)", "entries/s"},
-	} {
+	fmt.Printf("bind mount (the home share, %s) vs the machine's disk (a volume), in one container:\n", label)
+	for _, row := range fsRows {
 		s, d := sh[row.key], dk[row.key]
 		ratio := 0.0
 		if d > 0 {
 			ratio = s / d
 		}
 		fmt.Printf("    %-46s share %9.1f  disk %9.1f %-9s share/disk %5.1f%%\n", row.label, s, d, row.unit, 100*ratio)
-		b.ReportMetric(100*ratio, row.key+"_share/disk_%")
+		b.ReportMetric(100*ratio, label+"_"+row.key+"_share/disk_%")
 	}
 	if len(notes) > 0 {
 		fmt.Printf("    (reads may have come from the guest's cache: %s)\n", notes[0])
+	}
+	return sh
+}
+
+// fsRows are the figures benchShares prints, in order.
+var fsRows = []struct{ key, label, unit string }{
+	{"seq_write_MBps", "sequential write 256 MB (fsync)", "MB/s"},
+	{"seq_read_MBps", "sequential read 256 MB (cold guest cache)", "MB/s"},
+	{"create_per_s", "create 5,000 files of 100 bytes", "files/s"},
+	{"stat_per_s", "stat 5,000 files", "files/s"},
+	{"delete_per_s", "delete 5,000 files", "files/s"},
+	{"walk_entries_per_s", "walk a 20,000-file tree (as git status)", "entries/s"},
+}
+
+// shareTransport is how a `machine start` output says the shares were mounted ("virtiofs",
+// "9p"), from the shares phase ("home=virtiofs:/root").
+func shareTransport(startOut string) string {
+	for _, t := range []string{"virtiofs", "9p"} {
+		if strings.Contains(startOut, "="+t+":/") {
+			return t
+		}
+	}
+	return "unknown transport"
+}
+
+// benchShareTransports compares the share on two transports, one row per figure: the
+// machine's own (virtiofs where the host has virtiofsd) against QEMU's 9p, after a restart
+// of the machine with MACHINE_VIRTIOFSD=none.
+func benchShareTransports(b *testing.B, name, ctxName, share, transport string) {
+	b.Helper()
+	first := benchShares(b, ctxName, share, transport)
+	if transport != "virtiofs" {
+		return
+	}
+	machine(b, "stop", name)
+	os.Setenv("MACHINE_VIRTIOFSD", "none")
+	out := machine(b, "start", name)
+	os.Unsetenv("MACHINE_VIRTIOFSD")
+	if t := shareTransport(out); t != "9p" {
+		b.Fatalf("restarted with MACHINE_VIRTIOFSD=none, the share is on %s:\n%s", t, out)
+	}
+	second := benchShares(b, ctxName, share, "9p")
+	fmt.Printf("the share on virtiofs against 9p:\n")
+	for _, row := range fsRows {
+		ratio := 0.0
+		if second[row.key] > 0 {
+			ratio = first[row.key] / second[row.key]
+		}
+		fmt.Printf("    %-46s virtiofs %9.1f  9p %9.1f %-9s virtiofs/9p %6.2fx\n", row.label, first[row.key], second[row.key], row.unit, ratio)
 	}
 }

@@ -30,7 +30,7 @@ func BenchmarkMachine(b *testing.B) {
 	machine(b, "create", name, "--image", latestImage(b, hostArch()), "--qemu-hostfwd", "tcp:127.0.0.1:19000-:9000")
 	defer machine(b, "rm", "--force", name)
 
-	benchBoot(b, name)
+	started := benchBoot(b, name)
 
 	agentPid := readPid(filepath.Join(env.home, name, "hostagent.pid"))
 	qemuPid := findQEMU(name)
@@ -88,7 +88,7 @@ func BenchmarkMachine(b *testing.B) {
 
 	benchMemory(b, name, ctxName, "busybox:bench")
 	home, _ := os.UserHomeDir() // the folder new machines share
-	benchShares(b, ctxName, home)
+	benchShareTransports(b, name, ctxName, home, shareTransport(started))
 	// Auto-pause needs a machine of its own (a short idle time), and the CPU figures a quiet host.
 	machine(b, "stop", name)
 	benchPause(b)
