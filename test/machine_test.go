@@ -141,6 +141,21 @@ func TestMachine(t *testing.T) {
 		{"shared folder coherence with a running container", func(t *testing.T) { testShareCoherence(t, ctxName) }},
 		{"published ports", func(t *testing.T) { testPorts(t, ctxName) }},
 		{"no leaks after 10,000 connections; 1,024 at once", func(t *testing.T) { testConnections(t, name, ctxName) }},
+		{"a quiet docker run and exec longer than 30 s keep their output and exit code", func(t *testing.T) {
+			// The CLI closes the stream's stdin side at once without -i; that half-closed
+			// stream once was cut 30 s later, output lost and exit status 0.
+			r := run(t, 3*time.Minute, "", "docker", "--context", ctxName, "run", "--name", "quiet", "busybox:e2e", "sh", "-c", "sleep 40; echo done; exit 3")
+			if r.stdout != "done\n" || r.code != 3 {
+				t.Errorf("docker run of 40 s: stdout %q, exit %d (stderr %q); want \"done\" and 3", r.stdout, r.code, r.stderr)
+			}
+			docker(t, ctxName, "", "rm", "-f", "quiet")
+			docker(t, ctxName, "", "run", "-d", "--name", "quiet", "busybox:e2e", "sleep", "3600")
+			defer docker(t, ctxName, "", "rm", "-f", "quiet")
+			r = run(t, 3*time.Minute, "", "docker", "--context", ctxName, "exec", "quiet", "sh", "-c", "sleep 40; echo done; exit 4")
+			if r.stdout != "done\n" || r.code != 4 {
+				t.Errorf("docker exec of 40 s: stdout %q, exit %d (stderr %q); want \"done\" and 4", r.stdout, r.code, r.stderr)
+			}
+		}},
 		{"docker logs -f", func(t *testing.T) {
 			docker(t, ctxName, "", "run", "-d", "--name", "ticker", "busybox:e2e", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 1; done")
 			out := docker(t, ctxName, "", "logs", "-f", "ticker")

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -46,8 +47,11 @@ func config(guest bool) *yamux.Config {
 	c.EnableKeepAlive = guest
 	c.KeepAliveInterval = 5 * time.Second
 	c.LogOutput = io.Discard
-	// A stream closed on one side is reset after this long if the peer never closes its side.
-	c.StreamCloseTimeout = 30 * time.Second
+	// Never reset a stream that is closed on one side only: yamux's timer runs from the
+	// half-close, so it cut a `docker run` or `docker exec` whose client had closed stdin
+	// (the CLI always does without -i) 30 s after it started, output and all. A full Close
+	// bounds its own wait for the peer instead (closeLinger).
+	c.StreamCloseTimeout = 0
 	c.ConnectionWriteTimeout = 30 * time.Second
 	return c
 }
@@ -236,6 +240,7 @@ type Conn struct {
 
 	mu            sync.Mutex
 	closed        bool
+	reads         sync.WaitGroup // Reads inside Stream.Read
 	readDeadline  time.Time
 	writeDeadline time.Time
 }
@@ -269,10 +274,14 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 func (c *Conn) check(op string, deadline func() time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.checkLocked(op, deadline())
+}
+
+func (c *Conn) checkLocked(op string, deadline time.Time) error {
 	if c.closed {
 		return c.opErr(op, net.ErrClosed)
 	}
-	if d := deadline(); !d.IsZero() && !time.Now().Before(d) {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return c.opErr(op, timeoutError{})
 	}
 	return nil
@@ -295,21 +304,46 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	// Unblock pending reads and writes now; yamux itself resets the stream after
-	// StreamCloseTimeout if the peer never closes its side.
+	// Unblock pending reads and writes now.
 	c.Stream.SetDeadline(time.Unix(1, 0))
 	err := c.Stream.Close()
 	if errors.Is(err, yamux.ErrSessionShutdown) {
 		err = nil
 	}
+	go c.drain()
 	return err
 }
 
+// closeLinger bounds how long a fully closed Conn keeps reading (and discarding) what the
+// peer still sends, until the peer closes its side too. Reading keeps the stream's window
+// open, so a peer copying from a server that has not yet seen the end does not block in a
+// write; after closeLinger a peer that never ends is left to its own timeouts.
+var closeLinger atomic.Int64 // nanoseconds; 30 s (init)
+
+func init() { closeLinger.Store(int64(30 * time.Second)) }
+
+// drain discards what the peer sends after Close, once every Read that was in progress has
+// returned (their deadline has passed), until EOF or closeLinger.
+func (c *Conn) drain() {
+	c.reads.Wait()
+	c.Stream.SetReadDeadline(time.Now().Add(time.Duration(closeLinger.Load())))
+	io.Copy(io.Discard, c.Stream)
+}
+
 func (c *Conn) Read(b []byte) (int, error) {
-	if err := c.check("read", func() time.Time { return c.readDeadline }); err != nil {
+	c.mu.Lock()
+	if err := c.checkLocked("read", c.readDeadline); err != nil {
+		c.mu.Unlock()
 		return 0, err
 	}
+	c.reads.Add(1)
+	c.mu.Unlock()
 	n, err := c.Stream.Read(b)
+	c.reads.Done()
+	if c.isClosed() {
+		// Closed while reading: what arrived belongs to the drain, not to a closed Conn.
+		return 0, c.opErr("read", net.ErrClosed)
+	}
 	return n, c.mapErr("read", err)
 }
 

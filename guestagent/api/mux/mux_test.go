@@ -163,3 +163,90 @@ func socketPair(t *testing.T) (net.Conn, net.Conn) {
 	}
 	return a, b
 }
+
+// A stream half-closed by the host (a docker CLI without -i closes stdin at once) must carry
+// the guest's answer for as long as the guest keeps sending, not only for a close timeout.
+func TestHalfClosedStreamOutlivesTheCloseLinger(t *testing.T) {
+	defer closeLinger.Store(closeLinger.Load())
+	closeLinger.Store(int64(50 * time.Millisecond))
+	cl, sv := pair(t)
+	l, err := sv.Listen(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.ReadAll(c) // the host's EOF
+		for _, part := range []string{"one ", "two ", "three"} {
+			time.Sleep(150 * time.Millisecond) // each well past closeLinger
+			c.Write([]byte(part))
+		}
+	}()
+	c, err := cl.DialGuest(context.Background(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "one two three" {
+		t.Fatalf("after a half-close the host read %q, %v; want all of %q", got, err, "one two three")
+	}
+}
+
+// After a full Close the host still reads and discards what the guest sends, so the guest's
+// writes (a forwarder copying from a server that has not seen the end yet) do not block on
+// the stream's window, and it sees the end once it closes.
+func TestClosedStreamDrainsThePeer(t *testing.T) {
+	cl, sv := pair(t)
+	l, err := sv.Listen(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			wrote <- err
+			return
+		}
+		defer c.Close()
+		io.ReadAll(c) // the host's close
+		buf := make([]byte, 64<<10)
+		for i := 0; i < 32; i++ { // 2 MiB: far more than a stream's window
+			if _, err := c.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	c, err := cl.DialGuest(context.Background(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reading := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 1)); reading <- err }()
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	if err := <-reading; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("a Read pending at Close returned %v, want net.ErrClosed", err)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("guest write: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the guest's writes blocked after the host closed the stream")
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Close: %v, want net.ErrClosed", err)
+	}
+}
