@@ -28,6 +28,7 @@ func TestLocateVirtiofsd(t *testing.T) {
 	tests := []struct {
 		name     string
 		goos     string
+		accel    string // AccelKVM when empty
 		euid     int
 		env      string
 		inPath   string            // what PATH lookup finds ("" = nothing)
@@ -39,6 +40,8 @@ func TestLocateVirtiofsd(t *testing.T) {
 		{name: "not linux", goos: "darwin", files: map[string]string{"/usr/libexec/virtiofsd": rustBanner}, whyHas: "only on Linux"},
 		{name: "off by env", goos: "linux", env: "none", files: map[string]string{"/usr/libexec/virtiofsd": rustBanner}, whyHas: "MACHINE_VIRTIOFSD=none"},
 		{name: "env names it", goos: "linux", env: "/opt/vfs", files: map[string]string{"/opt/vfs": rustBanner}, want: "/opt/vfs"},
+		{name: "env names it under TCG too", goos: "linux", accel: AccelTCG, env: "/opt/vfs", files: map[string]string{"/opt/vfs": rustBanner}, want: "/opt/vfs"},
+		{name: "not by default under TCG", goos: "linux", accel: AccelTCG, files: map[string]string{"/usr/libexec/virtiofsd": rustBanner}, whyHas: "under emulation (TCG)"},
 		{name: "env names it, non-root too", goos: "linux", euid: 1000, env: "/opt/vfs", files: map[string]string{"/opt/vfs": rustBanner}, want: "/opt/vfs"},
 		{name: "env names nothing", goos: "linux", env: "/opt/missing", errorHas: "MACHINE_VIRTIOFSD=/opt/missing is not a file"},
 		{name: "env names the C daemon", goos: "linux", env: "/usr/lib/qemu/virtiofsd", files: map[string]string{"/usr/lib/qemu/virtiofsd": cBanner}, errorHas: "not the Rust virtiofsd"},
@@ -69,7 +72,11 @@ func TestLocateVirtiofsd(t *testing.T) {
 			}
 			isFile := func(p string) bool { _, ok := tt.files[p]; return ok }
 			version := func(p string) string { return tt.files[p] }
-			got, why, err := locateVirtiofsd(tt.goos, tt.euid, getenv, lookPath, isFile, version)
+			accel := tt.accel
+			if accel == "" {
+				accel = AccelKVM
+			}
+			got, why, err := locateVirtiofsd(tt.goos, accel, tt.euid, getenv, lookPath, isFile, version)
 			if tt.errorHas != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errorHas) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.errorHas)

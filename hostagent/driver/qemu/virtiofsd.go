@@ -31,7 +31,7 @@ func (d *Driver) startVirtiofsd(ctx context.Context) ([]*fsDaemon, []string, err
 	if len(d.cfg.Shares) == 0 {
 		return nil, nil, nil
 	}
-	bin, why, err := locateVirtiofsd(d.host.OS, os.Geteuid(), os.Getenv, exec.LookPath, isFile, virtiofsdVersion)
+	bin, why, err := locateVirtiofsd(d.host.OS, d.host.Accel, os.Geteuid(), os.Getenv, exec.LookPath, isFile, virtiofsdVersion)
 	if err != nil {
 		return nil, nil, err
 	}
