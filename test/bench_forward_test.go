@@ -54,16 +54,25 @@ func benchForwarding(b *testing.B, name, ctxName, image string) {
 	b.ReportMetric(ours.open50, "fwd_connect_p50_ms")
 }
 
+// waitTCP returns once addr echoes a byte. A connect alone is not enough: the host listener
+// accepts as soon as the port is published, before the server in the container listens, and
+// a connection made then ends at once (a measurement on it read EOF).
 func waitTCP(b *testing.B, addr string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			one := []byte{'x'}
+			_, werr := c.Write(one)
+			_, rerr := io.ReadFull(c, one)
 			c.Close()
-			return
+			if werr == nil && rerr == nil {
+				return
+			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	b.Fatalf("%s never reachable", addr)
+	b.Fatalf("%s never echoed", addr)
 }
 
 // throughput sends n bytes through an echo connection and returns MB/s of payload.
