@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/machine-run/machine/hostagent/driver/qemu"
 )
 
 // fsbenchImage loads an image holding busybox and the fsbench helper into a machine.
@@ -157,7 +159,7 @@ func shareTransport(startOut string) string {
 func benchShareTransports(b *testing.B, name, ctxName, share, transport string) {
 	b.Helper()
 	figures := map[string]map[string]float64{transport: benchShares(b, ctxName, share, transport)}
-	other, env := "virtiofs", rustVirtiofsd()
+	other, env := "virtiofs", qemu.FindVirtiofsd()
 	if transport == "virtiofs" {
 		other, env = "9p", "none"
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/machine-run/machine/hostagent/driver/qemu"
 )
 
 // testShareCoherence checks that a running container and the host see each other's changes
@@ -74,23 +76,12 @@ func testShareCoherence(t testing.TB, ctxName string) {
 	}
 }
 
-// rustVirtiofsd is the host's Rust virtiofsd (scripts/install-deps.sh installs one), or "".
-func rustVirtiofsd() string {
-	for _, p := range []string{"/usr/libexec/virtiofsd", "/usr/local/libexec/virtiofsd"} {
-		out, err := exec.Command(p, "--version").Output()
-		if f := strings.Fields(string(out)); err == nil && len(f) >= 2 && f[0] == "virtiofsd" && f[1][0] >= '0' && f[1][0] <= '9' {
-			return p
-		}
-	}
-	return ""
-}
-
 // TestVirtiofsShares boots a machine whose share is served by virtiofsd (named explicitly:
 // under TCG the driver keeps 9p by default) and checks the share end to end: the start
 // reports virtiofs, a container bind-mounts it, and host and container see each other's
 // changes at once. The guest mounts it as it mounts Apple's virtiofs shares under vz.
 func TestVirtiofsShares(t *testing.T) {
-	bin := rustVirtiofsd()
+	bin := qemu.FindVirtiofsd()
 	if bin == "" {
 		t.Skip("no Rust virtiofsd on this host (scripts/install-deps.sh installs one)")
 	}

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -50,6 +51,17 @@ func locateVirtiofsd(goos, accel string, euid int, getenv func(string) string, l
 	case euid != 0:
 		return "", "virtiofsd needs root; shares use QEMU's 9p", nil
 	}
+	if p, old := findRustVirtiofsd(lookPath, isFile, version); p != "" {
+		return p, "", nil
+	} else if len(old) > 0 {
+		return "", "only the legacy C virtiofsd (" + strings.Join(old, ", ") + "); shares use QEMU's 9p (install virtiofsd 1.x for faster shares)", nil
+	}
+	return "", "no virtiofsd (PATH, " + strings.Join(virtiofsdDirs, ", ") + "); shares use QEMU's 9p (install virtiofsd for faster shares)", nil
+}
+
+// findRustVirtiofsd returns the first Rust virtiofsd in PATH or virtiofsdDirs, and the
+// other virtiofsd binaries it passed over (QEMU's C one).
+func findRustVirtiofsd(lookPath func(string) (string, error), isFile func(string) bool, version func(string) string) (path string, old []string) {
 	var cands []string
 	if p, err := lookPath("virtiofsd"); err == nil {
 		cands = append(cands, p)
@@ -59,17 +71,20 @@ func locateVirtiofsd(goos, accel string, euid int, getenv func(string) string, l
 			cands = append(cands, p)
 		}
 	}
-	var old []string
 	for _, p := range cands {
 		if isRustVirtiofsd(version(p)) {
-			return p, "", nil
+			return p, old
 		}
 		old = append(old, p)
 	}
-	if len(old) > 0 {
-		return "", "only the legacy C virtiofsd (" + strings.Join(old, ", ") + "); shares use QEMU's 9p (install virtiofsd 1.x for faster shares)", nil
-	}
-	return "", "no virtiofsd (PATH, " + strings.Join(virtiofsdDirs, ", ") + "); shares use QEMU's 9p (install virtiofsd for faster shares)", nil
+	return "", old
+}
+
+// FindVirtiofsd is the host's Rust virtiofsd as the driver would pick it, whatever the
+// accelerator and user, or "" (tests and benchmarks name it in MACHINE_VIRTIOFSD).
+func FindVirtiofsd() string {
+	p, _ := findRustVirtiofsd(exec.LookPath, isFile, virtiofsdVersion)
+	return p
 }
 
 // virtiofsdArgs is virtiofsd's argv (without the binary) for one share.
