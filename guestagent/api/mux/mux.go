@@ -271,13 +271,8 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 // check fails an operation on a closed conn or past its deadline.
-func (c *Conn) check(op string, deadline func() time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.checkLocked(op, deadline())
-}
-
-func (c *Conn) checkLocked(op string, deadline time.Time) error {
+// c.mu must be held.
+func (c *Conn) check(op string, deadline time.Time) error {
 	if c.closed {
 		return c.opErr(op, net.ErrClosed)
 	}
@@ -332,7 +327,7 @@ func (c *Conn) drain() {
 
 func (c *Conn) Read(b []byte) (int, error) {
 	c.mu.Lock()
-	if err := c.checkLocked("read", c.readDeadline); err != nil {
+	if err := c.check("read", c.readDeadline); err != nil {
 		c.mu.Unlock()
 		return 0, err
 	}
@@ -348,7 +343,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 func (c *Conn) Write(b []byte) (int, error) {
-	if err := c.check("write", func() time.Time { return c.writeDeadline }); err != nil {
+	c.mu.Lock()
+	err := c.check("write", c.writeDeadline)
+	c.mu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	n, err := c.Stream.Write(b)

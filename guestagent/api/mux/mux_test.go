@@ -69,27 +69,37 @@ func pairNoCleanup() (*Client, *Server) {
 	return cl, sv
 }
 
-func TestHalfClose(t *testing.T) {
+// guestStream dials service 9 over a fresh pair whose guest end runs serve on the accepted
+// stream (and closes it after).
+func guestStream(t *testing.T, serve func(net.Conn)) net.Conn {
+	t.Helper()
 	cl, sv := pair(t)
 	l, err := sv.Listen(9)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The guest side echoes everything until EOF, then writes a trailer and closes.
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		b, _ := io.ReadAll(c)
-		c.Write(append(b, []byte(" done")...))
+		serve(c)
 	}()
 	c, err := cl.DialGuest(context.Background(), 9)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestHalfClose(t *testing.T) {
+	// The guest side echoes everything until EOF, then writes a trailer and closes.
+	c := guestStream(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		c.Write(append(b, []byte(" done")...))
+	})
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -169,28 +179,13 @@ func socketPair(t *testing.T) (net.Conn, net.Conn) {
 func TestHalfClosedStreamOutlivesTheCloseLinger(t *testing.T) {
 	defer closeLinger.Store(closeLinger.Load())
 	closeLinger.Store(int64(50 * time.Millisecond))
-	cl, sv := pair(t)
-	l, err := sv.Listen(9)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	c := guestStream(t, func(c net.Conn) {
 		io.ReadAll(c) // the host's EOF
 		for _, part := range []string{"one ", "two ", "three"} {
 			time.Sleep(150 * time.Millisecond) // each well past closeLinger
 			c.Write([]byte(part))
 		}
-	}()
-	c, err := cl.DialGuest(context.Background(), 9)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	})
 	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,19 +199,8 @@ func TestHalfClosedStreamOutlivesTheCloseLinger(t *testing.T) {
 // writes (a forwarder copying from a server that has not seen the end yet) do not block on
 // the stream's window, and it sees the end once it closes.
 func TestClosedStreamDrainsThePeer(t *testing.T) {
-	cl, sv := pair(t)
-	l, err := sv.Listen(9)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wrote := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			wrote <- err
-			return
-		}
-		defer c.Close()
+	c := guestStream(t, func(c net.Conn) {
 		io.ReadAll(c) // the host's close
 		buf := make([]byte, 64<<10)
 		for i := 0; i < 32; i++ { // 2 MiB: far more than a stream's window
@@ -226,11 +210,7 @@ func TestClosedStreamDrainsThePeer(t *testing.T) {
 			}
 		}
 		wrote <- nil
-	}()
-	c, err := cl.DialGuest(context.Background(), 9)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	reading := make(chan error, 1)
 	go func() { _, err := c.Read(make([]byte, 1)); reading <- err }()
 	time.Sleep(50 * time.Millisecond)
