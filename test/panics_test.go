@@ -21,7 +21,7 @@ import (
 // forced stop. It counts the boots whose kernel panicked and prints each one's signature from
 // the console. MACHINE_PANIC_DROP names kernel words to take off the image's command line and
 // MACHINE_PANIC_ADD words to put on it, to measure without a mitigation (ADD="maxcpus=2":
-// the kernel boots on both CPUs, as before qemu.EmulationKernelWords). Skipped unless
+// the kernel boots on both CPUs, as before qemu.EmulationSMPWords). Skipped unless
 // MACHINE_PANIC_BOOTS is set (`make panics`): a
 // hundred boots take about an hour here.
 func TestBootPanics(t *testing.T) {

@@ -38,7 +38,7 @@ func TestDriversTellTheGuestTheSame(t *testing.T) {
 			drivers := map[string]struct {
 				line      string
 				transport bootparams.Params
-				emulated  bool // TCG: the kernel boots on one CPU (qemu.EmulationKernelWords)
+				emulated  bool // TCG: qemu.EmulationKernelWords, and one CPU to boot on (EmulationSMPWords)
 			}{
 				"qemu linux serial": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelTCG, AgentSocket: "/a", QMPSocket: "/q", Token: "00112233445566778899aabbccddeeff", TokenFile: "/t"}),
 					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}, true},
@@ -52,7 +52,7 @@ func TestDriversTellTheGuestTheSame(t *testing.T) {
 			for name, d := range drivers {
 				want := machineLevel(tc.cfg)
 				if d.emulated {
-					want.Kernel = append(want.Kernel, qemu.EmulationKernelWords...)
+					want.Kernel = append(append(want.Kernel, qemu.EmulationKernelWords...), qemu.EmulationSMPWords...)
 				}
 				got, err := bootparams.Decode(d.line)
 				if err != nil {

@@ -192,13 +192,26 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 	return a, nil
 }
 
-// EmulationKernelWords are added to the kernel command line of a multi-CPU guest under TCG.
-// Emulated vCPUs can run a stale copy of code the kernel patches live (an int3 left behind
-// panics the guest): the kernel boots on one CPU, and the guest agent brings up the rest once
-// the boot's own patching is done (guestagent/boot/cpus_linux.go).
-// An image whose command line sets maxcpus itself keeps its own (`make panics` measures the
-// guest without this mitigation that way).
-var EmulationKernelWords = []string{"maxcpus=1"}
+// EmulationKernelWords are added to the kernel command line under TCG, where they change
+// nothing a program can rely on and save most of the time a process start costs:
+//   - norandmaps: QEMU's TCG (7.2 here) keys translated code by its virtual address, so a
+//     library mapped at a new random address in every process is translated again in every
+//     process. Without randomised mappings `/bin/true` took 13 ms instead of 37 ms and
+//     `iptables -L` 35 ms instead of 86 ms, and Docker was ready 6 s sooner (the engine
+//     runs about a hundred iptables processes while it starts).
+//   - mitigations=off: an emulator executes nothing speculatively, so the kernel's Spectre
+//     mitigations (retpolines, RSB filling) only cost time.
+//
+// Hardware-accelerated guests keep both defaults.
+var EmulationKernelWords = []string{"norandmaps", "mitigations=off"}
+
+// EmulationSMPWords are added as well when a multi-CPU guest runs under TCG. Emulated
+// vCPUs can run a stale copy of code the kernel patches live (an int3 left behind panics the
+// guest): the kernel boots on one CPU, and the guest agent brings up the rest once the boot's
+// own patching is done (guestagent/boot/cpus_linux.go). An image whose command line sets
+// maxcpus itself keeps its own (`make panics` measures the guest without this mitigation
+// that way).
+var EmulationSMPWords = []string{"maxcpus=1"}
 
 func setsMaxCPUs(word string) bool { return strings.HasPrefix(word, "maxcpus=") }
 
@@ -213,8 +226,11 @@ func bootCmdline(cfg driver.Config, host Host, console string) (string, error) {
 		return "", fmt.Errorf("qemu: %w", err)
 	}
 	p.Console, p.Channel, p.Net, p.Token = console, bootparams.ChannelSerial, bootparams.NetUser, host.Token
-	if host.Accel == AccelTCG && cfg.CPUs > 1 && !slices.ContainsFunc(p.Kernel, setsMaxCPUs) {
+	if host.Accel == AccelTCG {
 		p.Kernel = append(p.Kernel, EmulationKernelWords...)
+		if cfg.CPUs > 1 && !slices.ContainsFunc(p.Kernel, setsMaxCPUs) {
+			p.Kernel = append(p.Kernel, EmulationSMPWords...)
+		}
 	}
 	if host.VsockCID != 0 {
 		p.Channel = bootparams.ChannelVsock

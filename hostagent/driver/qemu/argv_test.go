@@ -297,20 +297,26 @@ func TestArgsKeepSecretsFromTheGuestAndOtherUsers(t *testing.T) {
 	}
 }
 
-// Under TCG a multi-CPU kernel boots on one CPU, unless the image's command line sets
-// maxcpus itself; one CPU, or hardware acceleration, needs nothing.
+// Under TCG the kernel keeps no randomised mappings and no speculation mitigations, and a
+// multi-CPU kernel boots on one CPU unless the image's command line sets maxcpus itself;
+// hardware acceleration gets none of these words.
 func TestEmulationKernelWords(t *testing.T) {
+	emulationWord := func(w string) bool {
+		return w == "norandmaps" || strings.HasPrefix(w, "mitigations=") || setsMaxCPUs(w)
+	}
 	for _, tt := range []struct {
 		name    string
 		accel   string
 		cpus    int
 		cmdline string
-		want    string // the maxcpus words on the command line
+		want    string // the emulation words on the command line, in order
 	}{
-		{"tcg two CPUs", AccelTCG, 2, "panic=-1", "maxcpus=1"},
-		{"tcg one CPU", AccelTCG, 1, "panic=-1", ""},
+		{"tcg two CPUs", AccelTCG, 2, "panic=-1", "norandmaps mitigations=off maxcpus=1"},
+		{"tcg one CPU", AccelTCG, 1, "panic=-1", "norandmaps mitigations=off"},
 		{"kvm two CPUs", AccelKVM, 2, "panic=-1", ""},
-		{"tcg, the image's own maxcpus", AccelTCG, 2, "panic=-1 maxcpus=2", "maxcpus=2"},
+		{"hvf two CPUs", AccelHVF, 2, "panic=-1", ""},
+		{"whpx two CPUs", AccelWHPX, 2, "panic=-1", ""},
+		{"tcg, the image's own maxcpus", AccelTCG, 2, "panic=-1 maxcpus=2", "maxcpus=2 norandmaps mitigations=off"},
 	} {
 		cfg := testConfig("amd64")
 		cfg.CPUs, cfg.Cmdline = tt.cpus, tt.cmdline
@@ -320,12 +326,12 @@ func TestEmulationKernelWords(t *testing.T) {
 		}
 		var got []string
 		for _, w := range strings.Fields(line) {
-			if setsMaxCPUs(w) {
+			if emulationWord(w) {
 				got = append(got, w)
 			}
 		}
 		if strings.Join(got, " ") != tt.want {
-			t.Errorf("%s: maxcpus words %q, want %q (command line %q)", tt.name, got, tt.want, line)
+			t.Errorf("%s: emulation words %q, want %q (command line %q)", tt.name, got, tt.want, line)
 		}
 	}
 }
