@@ -87,7 +87,7 @@ func (t *moduleTree) Info(name string) (modinfo, error) {
 	return parseModinfo(bytes.NewReader(b))
 }
 
-// Module returns the uncompressed contents of module name.
+// Module returns the uncompressed contents of module name, without its signature.
 func (t *moduleTree) Module(name string) ([]byte, error) {
 	if b, ok := t.data[name]; ok {
 		return b, nil
@@ -97,6 +97,9 @@ func (t *moduleTree) Module(name string) ([]byte, error) {
 		return nil, fmt.Errorf("module %s: no file", name)
 	}
 	b, err := decompressModule(t.ctx, filepath.Join(t.dir, rel))
+	if err == nil {
+		b, err = stripSignature(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -179,4 +180,32 @@ func resolveModules(g moduleGraph, want []string) ([]string, error) {
 		}
 	}
 	return order, nil
+}
+
+// moduleSigMagic ends a signed module: the kernel's MODULE_SIG_STRING.
+const moduleSigMagic = "~Module signature appended~\n"
+
+// moduleSigInfoLen is the size of the kernel's struct module_signature, which sits between
+// the signature and the magic and ends with the signature's length (big-endian).
+const moduleSigInfoLen = 12
+
+// stripSignature returns a module without its appended signature; an unsigned module comes
+// back unchanged. The guest loads only modules from its own read-only image, next to the
+// kernel they were built with, so a signature proves nothing there, and checking one costs
+// 14-20 ms per module under TCG (the image's 50 boot modules loaded in 0.9 s instead of
+// 1.7 s without them). The kernel then marks itself tainted "E" (unsigned module), which
+// changes nothing else when the kernel does not enforce signatures.
+func stripSignature(b []byte) ([]byte, error) {
+	if !bytes.HasSuffix(b, []byte(moduleSigMagic)) {
+		return b, nil
+	}
+	end := len(b) - len(moduleSigMagic)
+	if end < moduleSigInfoLen {
+		return nil, fmt.Errorf("module signature: %d bytes before the marker, want at least %d", end, moduleSigInfoLen)
+	}
+	sigLen := int(binary.BigEndian.Uint32(b[end-4 : end]))
+	if sigLen > end-moduleSigInfoLen {
+		return nil, fmt.Errorf("module signature: %d bytes long in a module of %d", sigLen, len(b))
+	}
+	return b[:end-moduleSigInfoLen-sigLen], nil
 }

@@ -162,6 +162,7 @@ func TestModuleTree(t *testing.T) {
 	write("kernel/net/netfilter/xt_nat.ko.gz", gz(fakeKO("depends=nf_nat,x_tables")))
 	write("kernel/net/netfilter/nf_nat.ko", fakeKO("depends=", "softdep=pre: crc32c"))
 	write("kernel/net/netfilter/x_tables.ko.gz", gz(fakeKO("depends=")))
+	write("kernel/net/bridge/bridge.ko.gz", gz(signed(fakeKO("depends="), 9)))
 	tree, err := openModuleTree(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +181,51 @@ func TestModuleTree(t *testing.T) {
 	if err != nil || !bytes.Equal(b, fakeKO("depends=")) {
 		t.Fatalf("Module(overlay) not decompressed: %v", err)
 	}
+	if b, err := tree.Module("bridge"); err != nil || !bytes.Equal(b, fakeKO("depends=")) {
+		t.Fatalf("Module(bridge) kept its signature (err %v)", err)
+	}
 	if _, err := tree.resolve([]string{"fs-nope"}); err == nil {
 		t.Fatal("unknown module resolved")
+	}
+}
+
+// signed appends a module signature of sigLen bytes as the kernel's sign-file does: the
+// signature, struct module_signature (its last field the signature's length, big-endian),
+// then the marker.
+func signed(ko []byte, sigLen int) []byte {
+	b := append([]byte{}, ko...)
+	b = append(b, bytes.Repeat([]byte{0xAB}, sigLen)...)
+	info := make([]byte, moduleSigInfoLen)
+	binary.BigEndian.PutUint32(info[moduleSigInfoLen-4:], uint32(sigLen))
+	b = append(b, info...)
+	return append(b, moduleSigMagic...)
+}
+
+func TestStripSignature(t *testing.T) {
+	ko := fakeKO("depends=")
+	badLen := signed(ko, 4)
+	binary.BigEndian.PutUint32(badLen[len(badLen)-len(moduleSigMagic)-4:], uint32(len(badLen)))
+	for _, tt := range []struct {
+		name    string
+		in      []byte
+		want    []byte
+		wantErr string
+	}{
+		{"unsigned", ko, ko, ""},
+		{"signed", signed(ko, 512), ko, ""},
+		{"empty signature", signed(ko, 0), ko, ""},
+		{"the marker alone", []byte(moduleSigMagic), nil, "bytes before the marker"},
+		{"a length past the start", badLen, nil, "bytes long in a module"},
+	} {
+		got, err := stripSignature(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: err %v, want one saying %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, tt.want) {
+			t.Errorf("%s: got %d bytes (err %v), want the %d-byte module", tt.name, len(got), err, len(tt.want))
+		}
 	}
 }
