@@ -198,8 +198,10 @@ func unixClient(path string) *http.Client {
 	}
 }
 
-// poll retries probe with backoff from 20 ms to 500 ms until it succeeds or ctx ends. It runs
-// only while a daemon starts; nothing polls once it is ready.
+// poll retries probe every 20 ms, backing off to every 50 ms, until it succeeds or ctx ends.
+// It runs only while a daemon starts; nothing polls once it is ready. Each failed probe is a
+// refused connect, and the machine is ready the moment dockerd answers: a backoff to 500 ms
+// made Docker ready 0.25 s late on average.
 func poll(ctx context.Context, probe func() error) error {
 	delay := 20 * time.Millisecond
 	for {
@@ -212,7 +214,7 @@ func poll(ctx context.Context, probe func() error) error {
 			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), err)
 		case <-time.After(delay):
 		}
-		delay = min(delay*3/2, 500*time.Millisecond)
+		delay = min(delay*3/2, 50*time.Millisecond)
 	}
 }
 
