@@ -19,13 +19,14 @@ import (
 
 // hostTools are the programs a build runs, with the Debian package that ships each.
 var hostTools = map[string]string{
-	"mmdebstrap": "mmdebstrap",
-	"tar":        "tar",
-	"mksquashfs": "squashfs-tools",
-	"depmod":     "kmod",
-	"xz":         "xz-utils",
-	"zstd":       "zstd",
-	"go":         "golang (only without --agent)",
+	"mmdebstrap":          "mmdebstrap",
+	"tar":                 "tar",
+	"mksquashfs":          "squashfs-tools",
+	"depmod":              "kmod",
+	"xz":                  "xz-utils",
+	"zstd":                "zstd",
+	"update-alternatives": "dpkg",
+	"go":                  "golang (only without --agent)",
 }
 
 func preflight(j *job) error {
@@ -228,6 +229,9 @@ func assemble(ctx context.Context, j *job, root, out string) (*Manifest, error) 
 	if err := addMachineFiles(root, agent, m); err != nil {
 		return nil, err
 	}
+	if err := useLegacyIptables(ctx, root); err != nil {
+		return nil, err
+	}
 	j.log.Info("packing root image", "format", rootFSType, "compression", rootCompression)
 	if err := run(ctx, "mksquashfs", rootImageArgs(root, filepath.Join(out, "root.img"))...); err != nil {
 		return nil, err
@@ -367,6 +371,26 @@ func addMachineFiles(root string, agent []byte, m *Manifest) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(root, api.VersionsPath), append(v, '\n'), 0o644)
+}
+
+// legacyIptables are the alternatives the root's iptables and ip6tables point at: the
+// kernel's xtables rather than nftables. The engine programs about a hundred rules while it
+// starts, one process each, and each legacy process does less: measured in the guest under
+// TCG, `iptables -t nat -L` took 19 ms legacy and 35 ms nft, and the engine's start-up
+// 0.4 s less. The rules, and so Docker's semantics, are the same on either backend; the
+// legacy tables' modules are in api.RootModules.
+var legacyIptables = [][2]string{
+	{"iptables", "/usr/sbin/iptables-legacy"},
+	{"ip6tables", "/usr/sbin/ip6tables-legacy"},
+}
+
+func useLegacyIptables(ctx context.Context, root string) error {
+	for _, a := range legacyIptables {
+		if err := run(ctx, "update-alternatives", "--root", root, "--quiet", "--set", a[0], a[1]); err != nil {
+			return fmt.Errorf("root: %s: %w", a[0], err)
+		}
+	}
+	return nil
 }
 
 func run(ctx context.Context, name string, args ...string) error {
