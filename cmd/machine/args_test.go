@@ -161,7 +161,7 @@ func TestImageBuildToolFailureExitCode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, tool := range []string{"tar", "mksquashfs", "depmod", "xz", "zstd"} {
+	for _, tool := range []string{"tar", "mksquashfs", "depmod", "xz", "zstd", "update-alternatives"} {
 		fake(tool, "exit 0")
 	}
 	fake("mmdebstrap", `echo "I: automatically chosen mode: root"; echo "E: install arch-test for foreign architecture support" >&2; exit 25`)
