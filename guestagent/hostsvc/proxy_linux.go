@@ -77,8 +77,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return nil
 	}
 	for _, args := range GatewayRules() {
-		// -w: the legacy tables take a lock, and an engine restarted by then may hold it.
-		if _, err := s.Reaper.Output(ctx, exec.Command("iptables", append([]string{"-w"}, args...)...)); err != nil {
+		if _, err := s.Reaper.Output(ctx, exec.Command("iptables", args...)); err != nil {
 			return fmt.Errorf("host services: host.docker.internal rules: %w", err)
 		}
 	}

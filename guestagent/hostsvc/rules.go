@@ -34,15 +34,16 @@ func Addresses(hostAccess bool) string {
 // runs PREROUTING before the IP layer, and the IP layer then drops the socket TPROXY
 // assigned (the kernel answered every SYN with a reset). A DNAT is kept, as the engine's
 // own port publishing shows; conntrack also turns the proxy's replies back into the address and
-// port the container sent to.
+// port the container sent to. Each waits for the legacy tables' lock (-w), as the host-alias
+// rules do, rather than fail while another iptables holds it.
 func GatewayRules() [][]string {
 	return [][]string{
-		{"-t", "nat", "-N", chain},
-		{"-t", "nat", "-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
-		{"-t", "nat", "-A", chain, "-p", "udp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
-		{"-t", "nat", "-I", "PREROUTING", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
+		{"-w", "-t", "nat", "-N", chain},
+		{"-w", "-t", "nat", "-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
+		{"-w", "-t", "nat", "-A", chain, "-p", "udp", "-j", "DNAT", "--to-destination", api.HostGatewayIP + ":" + strconv.Itoa(ProxyPort)},
+		{"-w", "-t", "nat", "-I", "PREROUTING", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
 		// The guest's own processes and --network host containers: their packets to a local
 		// address never pass PREROUTING.
-		{"-t", "nat", "-I", "OUTPUT", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
+		{"-w", "-t", "nat", "-I", "OUTPUT", "1", "-d", api.HostGatewayIP + "/32", "-j", chain},
 	}
 }

@@ -18,11 +18,11 @@ func TestAddresses(t *testing.T) {
 
 func TestGatewayRules(t *testing.T) {
 	want := [][]string{
-		{"-t", "nat", "-N", "MACHINE-HOST-GATEWAY"},
-		{"-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "tcp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
-		{"-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "udp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
-		{"-t", "nat", "-I", "PREROUTING", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
-		{"-t", "nat", "-I", "OUTPUT", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
+		{"-w", "-t", "nat", "-N", "MACHINE-HOST-GATEWAY"},
+		{"-w", "-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "tcp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
+		{"-w", "-t", "nat", "-A", "MACHINE-HOST-GATEWAY", "-p", "udp", "-j", "DNAT", "--to-destination", "192.168.65.254:2410"},
+		{"-w", "-t", "nat", "-I", "PREROUTING", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
+		{"-w", "-t", "nat", "-I", "OUTPUT", "1", "-d", "192.168.65.254/32", "-j", "MACHINE-HOST-GATEWAY"},
 	}
 	if got := GatewayRules(); !reflect.DeepEqual(got, want) {
 		t.Errorf("GatewayRules() =\n%q\nwant\n%q", got, want)
