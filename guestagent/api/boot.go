@@ -20,13 +20,13 @@ var InitramfsModules = []string{
 // crypto algorithm, which is only a softdep alias, so an image pruned to the dependency
 // closure otherwise lacks it (ext4: "Cannot load crc32c driver"; netfilter: "Unknown symbol").
 // binfmt_misc (a module in Debian's kernels) hands x86_64 programs to Rosetta in arm64 guests.
+// virtio_balloon (a module in Debian's kernels) reports freed pages to the host (QEMU's
+// free-page-reporting), which gives them back.
 // The netfilter modules are the legacy xtables ones, which the image's iptables uses
 // (vmimage's legacyIptables): the engine's filter and nat tables, and the mangle table that
 // closes the host alias (boot.HostAliasRules). nf_conntrack_netlink lets the engine delete
 // the stale connection-tracking entries of a UDP port it maps again; without it dockerd
 // logs "Could not load necessary modules for Conntrack" and leaves them.
-// virtio_balloon (a module in Debian's kernels) reports freed pages to the host (QEMU's
-// free-page-reporting), which gives them back.
 var RootModules = []string{
 	"crc32c_generic", "virtio_net", "virtio_rng", "virtio_balloon", "vmw_vsock_virtio_transport", "9p", "9pnet_virtio",
 	"ext4", "bridge", "br_netfilter", "veth",
