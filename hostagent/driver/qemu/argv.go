@@ -5,6 +5,7 @@
 package qemu
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,6 +54,9 @@ type Host struct {
 	// serving each share; "" (or a nil slice) serves that share with QEMU's own 9p instead.
 	// Any virtiofs share puts guest RAM in a shared memory file, which vhost-user needs.
 	FSSockets []string
+	// Kernel, when set, is booted instead of the image's kernel: the PVH ELF unpacked from
+	// an amd64 bzImage (see pvhKernel).
+	Kernel string
 }
 
 // usesVirtiofs reports whether any share is on virtiofs.
@@ -132,7 +136,7 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		// instead of rebooting or hanging, so the host agent sees it and can report it.
 		"-no-reboot",
 		"-rtc", "base=utc,clock=host",
-		"-kernel", qemuPath(host.OS, cfg.Kernel),
+		"-kernel", qemuPath(host.OS, cmp.Or(host.Kernel, cfg.Kernel)),
 		"-initrd", qemuPath(host.OS, cfg.Initrd),
 		"-append", cmdline,
 		"-drive", "if=none,id=root,format=raw,readonly=on,file="+qemuPath(host.OS, cfg.RootImage),

@@ -152,6 +152,23 @@ func TestArgsDisks(t *testing.T) {
 	}
 }
 
+func TestArgsBootsTheHostKernelWhenSet(t *testing.T) {
+	host := Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/a", QMPSocket: "/q"}
+	for _, tc := range []struct{ hostKernel, want string }{
+		{"", "/img/kernel"},
+		{"/m/dev/kernel-pvh-0123.elf", "/m/dev/kernel-pvh-0123.elf"},
+	} {
+		host.Kernel = tc.hostKernel
+		args, err := Args(testConfig("amd64"), host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := argValues(args, "-kernel"); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("Host.Kernel %q: -kernel %v, want %s", tc.hostKernel, got, tc.want)
+		}
+	}
+}
+
 func TestArgsShares(t *testing.T) {
 	cfg := testConfig("amd64")
 	cfg.Shares = []driver.Share{{Tag: "home", HostPath: "/home/u", GuestPath: "/home/u"}, {Tag: "ro", HostPath: "/opt", GuestPath: "/opt", ReadOnly: true}}

@@ -98,6 +98,15 @@ func (d *Driver) Start(ctx context.Context) error {
 		}
 	}
 	d.host.FSSockets = sockets
+	if d.cfg.Arch == "amd64" && d.host.Accel == AccelTCG {
+		// Only where it pays: under KVM, HVF or WHPX the bzImage unpacks itself in tens of
+		// milliseconds.
+		if k, err := pvhKernel(d.cfg.Dir, d.cfg.Kernel); err != nil {
+			slog.Warn("qemu: booting the compressed kernel, the PVH one is unavailable", "machine", d.cfg.Name, "err", err)
+		} else {
+			d.host.Kernel = k
+		}
+	}
 	args, err := Args(d.cfg, d.host)
 	if err != nil {
 		stopFS()
