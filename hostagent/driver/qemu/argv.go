@@ -205,9 +205,15 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 //     runs about a hundred iptables processes while it starts).
 //   - mitigations=off: an emulator executes nothing speculatively, so the kernel's Spectre
 //     mitigations (retpolines, RSB filling) only cost time.
+//   - cryptomgr.notests and initcall_blacklist=jent_mod_init,crypto_kdf108_init: the kernel
+//     tests every crypto algorithm it registers against known answers, the SP800-108 KDF
+//     library runs its own test, and the jitter entropy source times its CPU, all at
+//     emulated speed: together about 0.8 s before /init. The algorithms and the KDF stay;
+//     what goes is the jitterentropy_rng algorithm, which only FIPS mode requires (the
+//     kernel's DRBG seeds itself without it; /dev/random never used it).
 //
-// Hardware-accelerated guests keep both defaults.
-var EmulationKernelWords = []string{"norandmaps", "mitigations=off"}
+// Hardware-accelerated guests keep every default.
+var EmulationKernelWords = []string{"norandmaps", "mitigations=off", "cryptomgr.notests", "initcall_blacklist=jent_mod_init,crypto_kdf108_init"}
 
 // EmulationSMPWords are added as well when a multi-CPU guest runs under TCG. Emulated
 // vCPUs can run a stale copy of code the kernel patches live (an int3 left behind panics the

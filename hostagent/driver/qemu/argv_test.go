@@ -314,13 +314,16 @@ func TestArgsKeepSecretsFromTheGuestAndOtherUsers(t *testing.T) {
 	}
 }
 
-// Under TCG the kernel keeps no randomised mappings and no speculation mitigations, and a
-// multi-CPU kernel boots on one CPU unless the image's command line sets maxcpus itself;
-// hardware acceleration gets none of these words.
+// Under TCG the kernel keeps no randomised mappings and no speculation mitigations, skips
+// its crypto self-tests and the jitter entropy source, and a multi-CPU kernel boots on one
+// CPU unless the image's command line sets maxcpus itself; hardware acceleration gets none
+// of these words.
 func TestEmulationKernelWords(t *testing.T) {
 	emulationWord := func(w string) bool {
-		return w == "norandmaps" || strings.HasPrefix(w, "mitigations=") || setsMaxCPUs(w)
+		return w == "norandmaps" || strings.HasPrefix(w, "mitigations=") || setsMaxCPUs(w) ||
+			w == "cryptomgr.notests" || strings.HasPrefix(w, "initcall_blacklist=")
 	}
+	const tcg = "norandmaps mitigations=off cryptomgr.notests initcall_blacklist=jent_mod_init,crypto_kdf108_init"
 	for _, tt := range []struct {
 		name    string
 		accel   string
@@ -328,12 +331,12 @@ func TestEmulationKernelWords(t *testing.T) {
 		cmdline string
 		want    string // the emulation words on the command line, in order
 	}{
-		{"tcg two CPUs", AccelTCG, 2, "panic=-1", "norandmaps mitigations=off maxcpus=1"},
-		{"tcg one CPU", AccelTCG, 1, "panic=-1", "norandmaps mitigations=off"},
+		{"tcg two CPUs", AccelTCG, 2, "panic=-1", tcg + " maxcpus=1"},
+		{"tcg one CPU", AccelTCG, 1, "panic=-1", tcg},
 		{"kvm two CPUs", AccelKVM, 2, "panic=-1", ""},
 		{"hvf two CPUs", AccelHVF, 2, "panic=-1", ""},
 		{"whpx two CPUs", AccelWHPX, 2, "panic=-1", ""},
-		{"tcg, the image's own maxcpus", AccelTCG, 2, "panic=-1 maxcpus=2", "maxcpus=2 norandmaps mitigations=off"},
+		{"tcg, the image's own maxcpus", AccelTCG, 2, "panic=-1 maxcpus=2", "maxcpus=2 " + tcg},
 	} {
 		cfg := testConfig("amd64")
 		cfg.CPUs, cfg.Cmdline = tt.cpus, tt.cmdline
