@@ -70,7 +70,7 @@ func unpackBzImage(bz []byte) ([]byte, error) {
 	}
 	start := (setupSects+1)*512 + int(binary.LittleEndian.Uint32(bz[0x248:]))
 	end := start + int(binary.LittleEndian.Uint32(bz[0x24c:]))
-	if start < 0 || end <= start+4 || end > len(bz) {
+	if end <= start+4 || end > len(bz) { // two uint32 fields: their sum cannot overflow a 64-bit int
 		return nil, fmt.Errorf("bzImage payload [%d, %d) lies outside the file's %d bytes", start, end, len(bz))
 	}
 	payload := bz[start:end]
