@@ -211,9 +211,14 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 //     emulated speed: together about 0.8 s before /init. The algorithms and the KDF stay;
 //     what goes is the jitterentropy_rng algorithm, which only FIPS mode requires (the
 //     kernel's DRBG seeds itself without it; /dev/random never used it).
+//   - rcupdate.rcu_expedited=1: every synchronize_rcu (netfilter table swaps, network
+//     namespaces, bridge ports, module loading) waits for an expedited grace period, which
+//     interrupts the other CPUs at once, instead of a normal one, which waits for scheduler
+//     ticks that emulated CPUs reach slowly. The engine calls it hundreds of times while it
+//     starts: Docker was ready about 1.5 s sooner (median of 7 interleaved boots).
 //
 // Hardware-accelerated guests keep every default.
-var EmulationKernelWords = []string{"norandmaps", "mitigations=off", "cryptomgr.notests", "initcall_blacklist=jent_mod_init,crypto_kdf108_init"}
+var EmulationKernelWords = []string{"norandmaps", "mitigations=off", "cryptomgr.notests", "initcall_blacklist=jent_mod_init,crypto_kdf108_init", "rcupdate.rcu_expedited=1"}
 
 // EmulationSMPWords are added as well when a multi-CPU guest runs under TCG. Emulated
 // vCPUs can run a stale copy of code the kernel patches live (an int3 left behind panics the

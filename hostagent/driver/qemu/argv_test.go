@@ -315,15 +315,15 @@ func TestArgsKeepSecretsFromTheGuestAndOtherUsers(t *testing.T) {
 }
 
 // Under TCG the kernel keeps no randomised mappings and no speculation mitigations, skips
-// its crypto self-tests and the jitter entropy source, and a multi-CPU kernel boots on one
-// CPU unless the image's command line sets maxcpus itself; hardware acceleration gets none
-// of these words.
+// its crypto self-tests and the jitter entropy source, expedites RCU grace periods, and a
+// multi-CPU kernel boots on one CPU unless the image's command line sets maxcpus itself;
+// hardware acceleration gets none of these words.
 func TestEmulationKernelWords(t *testing.T) {
 	emulationWord := func(w string) bool {
 		return w == "norandmaps" || strings.HasPrefix(w, "mitigations=") || setsMaxCPUs(w) ||
-			w == "cryptomgr.notests" || strings.HasPrefix(w, "initcall_blacklist=")
+			w == "cryptomgr.notests" || strings.HasPrefix(w, "initcall_blacklist=") || strings.HasPrefix(w, "rcupdate.")
 	}
-	const tcg = "norandmaps mitigations=off cryptomgr.notests initcall_blacklist=jent_mod_init,crypto_kdf108_init"
+	const tcg = "norandmaps mitigations=off cryptomgr.notests initcall_blacklist=jent_mod_init,crypto_kdf108_init rcupdate.rcu_expedited=1"
 	for _, tt := range []struct {
 		name    string
 		accel   string
