@@ -144,13 +144,21 @@ func (a *agent) run() {
 		a.serveChannel(ctx)
 	}
 
+	// The network and the host services behind it need nothing from the data disk, whose
+	// mount waits while a CPU comes up: both are set up at once, and the engine starts once
+	// both are done.
+	netUp := make(chan struct{})
+	go func() {
+		defer close(netUp)
+		a.network(ctx)
+		a.hostServices(ctx)
+	}()
 	if !a.dataDisk(ctx) {
 		select {} // the error is reported; the host decides (shutdown still works)
 	}
-	a.network(ctx)
-	a.hostServices(ctx)
 	a.shares()
 	a.rosetta()
+	<-netUp
 
 	a.engine = &engine.Engine{Reaper: a.reaper, Log: a.log, Report: a.state, LogDir: "/var/lib/machine/logs"}
 	if !a.params.NoHostAccess {
