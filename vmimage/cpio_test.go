@@ -2,7 +2,7 @@ package vmimage
 
 import (
 	"bytes"
-	"compress/gzip"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/machine-run/machine/guestagent/api"
 )
+
+// lz4LegacyMagic opens an lz4 legacy frame, the lz4 format the kernel's unlz4 reads.
+const lz4LegacyMagic = 0x184C2102
 
 type cpioEntry struct {
 	name       string
@@ -140,11 +145,12 @@ func TestInitramfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(f, head); err != nil || binary.LittleEndian.Uint32(head) != lz4LegacyMagic {
+		t.Fatalf("initramfs starts with %x (%v), want the lz4 legacy magic the kernel unpacks", head, err)
 	}
-	raw, err := io.ReadAll(zr)
+	f.Seek(0, io.SeekStart)
+	raw, err := io.ReadAll(lz4.NewReader(f))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,12 @@ package vmimage
 
 import (
 	"bufio"
-	"compress/gzip"
 	"fmt"
 	"os"
 	"path"
 	"strings"
+
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/machine-run/machine/guestagent/api"
 )
@@ -21,9 +22,13 @@ type moduleSource interface {
 	UncompressedPath(name string) string
 }
 
-// writeInitramfs writes a gzip'd newc cpio to dst: /init is the agent, the modules in load
-// order under lib/modules/<kver>, and api.InitramfsModuleList naming them (relative to the
-// initramfs root, one per line). It returns those paths.
+// writeInitramfs writes an lz4-compressed newc cpio to dst: /init is the agent, the modules
+// in load order under lib/modules/<kver>, and api.InitramfsModuleList naming them (relative
+// to the initramfs root, one per line). It returns those paths.
+//
+// lz4 in its legacy frame, the one format of it the kernel unpacks an initramfs from, and not
+// gzip: under TCG the guest inflated the 4 MB gzip'd initramfs in about 0.5 s on the way to
+// /init, where lz4 takes a fraction of that for a file about a third larger.
 func writeInitramfs(dst string, agent []byte, kver string, mods moduleSource, names []string) (paths []string, err error) {
 	f, err := os.Create(dst)
 	if err != nil {
@@ -35,7 +40,10 @@ func writeInitramfs(dst string, agent []byte, kver string, mods moduleSource, na
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	zw := gzip.NewWriter(bw)
+	zw := lz4.NewWriter(bw)
+	if err := zw.Apply(lz4.LegacyOption(true), lz4.CompressionLevelOption(lz4.Level9)); err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
 	if paths, err = writeInitramfsCPIO(zw, agent, kver, mods, names); err != nil {
 		return nil, err
 	}
