@@ -33,6 +33,7 @@ func TestArm64Boots(t *testing.T) {
 		t.Errorf("uname -m = %q, want aarch64", got)
 	}
 	t.Run("rosetta", func(t *testing.T) { checkRosetta(t, name) })
+	t.Run("modules", func(t *testing.T) { checkModules(t, name) })
 
 	t.Run("start ends a QEMU orphaned by a killed host agent", func(t *testing.T) {
 		orphan := orphanQEMU(t, name)

@@ -114,6 +114,7 @@ func TestMachine(t *testing.T) {
 				t.Errorf("interactive shell: exit %d, output %q; want a /dev/pts terminal and exit 7", r.code, r.stdout)
 			}
 		}},
+		{"every module the image ships is loaded; the kernel runs no modprobe", func(t *testing.T) { checkModules(t, name) }},
 		{"docker basics", func(t *testing.T) {
 			if out := docker(t, ctxName, "", "version", "--format", "{{.Server.Version}}"); !strings.HasPrefix(out, "2") {
 				t.Errorf("server version %q", out)
@@ -432,4 +433,25 @@ func readPidFile(t *testing.T, name string) int {
 	var pid int
 	fmt.Sscan(string(b), &pid)
 	return pid
+}
+
+// checkModules asserts what lets the agent clear kernel.modprobe (boot.EndModuleAutoload):
+// every module file in the image is loaded, so the kernel could never load another on
+// request; and that it was cleared.
+func checkModules(t *testing.T, name string) {
+	out := machine(t, "shell", name, "--", "sh", "-c", `
+		echo "kernel.modprobe=$(cat /proc/sys/kernel/modprobe)"
+		n=0
+		for f in $(find /usr/lib/modules -name '*.ko*'); do
+			n=$((n+1))
+			m=$(basename "$f" | sed 's/[.]ko.*//' | tr - _)
+			grep -q "^$m " /proc/modules || echo "not loaded: $m"
+		done
+		echo "module files: $n"`)
+	if !strings.Contains(out, "kernel.modprobe=\n") {
+		t.Errorf("kernel.modprobe is still set after the modules loaded:\n%s", out)
+	}
+	if strings.Contains(out, "not loaded:") || strings.Contains(out, "module files: 0\n") {
+		t.Errorf("the image ships modules the agent did not load (the kernel cannot load them on request):\n%s", out)
+	}
 }

@@ -136,6 +136,8 @@ func (a *agent) run() {
 	detail := ""
 	if err := boot.LoadModules(ctx, a.reaper, a.log, api.RootModules); err != nil {
 		detail = err.Error()
+	} else if err := boot.EndModuleAutoload(); err != nil {
+		a.log.Warn("modules", "err", err)
 	}
 	cpusUp := a.cpus()
 	a.state.Phase(api.PhaseModules, detail)
