@@ -115,6 +115,21 @@ func TestMachine(t *testing.T) {
 			}
 		}},
 		{"every module the image ships is loaded; the kernel runs no modprobe", func(t *testing.T) { checkModules(t, name) }},
+		{"containerd loads none of the plugins the image turns off", func(t *testing.T) {
+			// The image's /etc/containerd/config.toml (vmimage/containerd.go) disables CRI and
+			// the snapshotters that only probe; the ones Docker uses still load.
+			log := machine(t, "shell", name, "--", "cat", "/var/lib/machine/logs/containerd.log")
+			for _, off := range []string{"io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs"} {
+				if strings.Contains(log, `loading plugin \"`+off+`\"`) {
+					t.Errorf("containerd loaded %s, which the image's config disables", off)
+				}
+			}
+			for _, on := range []string{"io.containerd.snapshotter.v1.overlayfs", "io.containerd.runtime.v2.task", "io.containerd.grpc.v1.tasks"} {
+				if !strings.Contains(log, `loading plugin \"`+on+`\"`) {
+					t.Errorf("containerd did not load %s", on)
+				}
+			}
+		}},
 		{"docker basics", func(t *testing.T) {
 			if out := docker(t, ctxName, "", "version", "--format", "{{.Server.Version}}"); !strings.HasPrefix(out, "2") {
 				t.Errorf("server version %q", out)

@@ -359,7 +359,8 @@ func pruneRoot(root string) error {
 // mountPoints are the empty directories the guest agent mounts on.
 var mountPoints = []string{api.DataMount, "/var/lib/docker", "/var/lib/containerd", "/run", "/tmp", "/dev", "/proc", "/sys"}
 
-// addMachineFiles adds the guest agent, versions.json and mount points.
+// addMachineFiles adds the guest agent, versions.json, containerd's configuration and mount
+// points.
 func addMachineFiles(root string, agent []byte, m *Manifest) error {
 	for _, d := range append(mountPoints, filepath.Dir(api.VersionsPath)) {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -371,6 +372,9 @@ func addMachineFiles(root string, agent []byte, m *Manifest) error {
 	}
 	if err := os.WriteFile(filepath.Join(root, api.AgentPath), agent, 0o755); err != nil {
 		return fmt.Errorf("root: guest agent: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, containerdConfigPath), []byte(containerdConfig()), 0o644); err != nil {
+		return fmt.Errorf("root: containerd config: %w", err)
 	}
 	v, err := json.MarshalIndent(api.Versions{
 		Agent: m.AgentVersion, Kernel: m.KernelRelease,

@@ -19,7 +19,7 @@ const Suite = "trixie"
 // initramfs layout, root format, manifest): the cache keys include them.
 const (
 	rootfsRecipe = "rootfs-2" // rootfs-2: the kernel is extracted, not installed
-	imageRecipe  = "image-5"  // image-5: lz4 initramfs (image-4: lz4hc root; image-3: unsigned modules, legacy iptables)
+	imageRecipe  = "image-6"  // image-6: containerd config (image-5: lz4 initramfs; image-4: lz4hc root; image-3: unsigned modules, legacy iptables)
 )
 
 // SchemaVersion is the manifest format version written by this package.
