@@ -58,15 +58,16 @@ func cleanStale(m *store.Machine) {
 
 // errNotRunning says how to start a machine.
 func errNotRunning(name string) error {
-	return fmt.Errorf("machine %q is not running: start it with `machine start %s`", name, nameArg(name))
+	return fmt.Errorf("machine %q is not running: start it with `machine start%s`", name, nameArg(name))
 }
 
-// nameArg is the NAME to show in hints: empty for the default machine.
+// nameArg is the ' NAME' to append to a command in hints: empty for the default machine,
+// so a hint reads `machine start`, not `machine start `.
 func nameArg(name string) string {
 	if name == store.DefaultName {
 		return ""
 	}
-	return name
+	return " " + name
 }
 
 // agentClient returns a client for a running machine's host agent.

@@ -68,7 +68,7 @@ func newCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created machine %q in %s\nStart it with: machine start %s\n", m.Name, m.Dir, nameArg(m.Name))
+			fmt.Fprintf(cmd.OutOrStdout(), "Created machine %q in %s\nStart it with: machine start%s\n", m.Name, m.Dir, nameArg(m.Name))
 			return nil
 		},
 	}

@@ -29,7 +29,7 @@ func newDockerEnvCommand() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "export DOCKER_HOST=%s\n", shellQuote(dockerHost(m)))
 			if !agentRunning(m) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: machine %q is not running; start it with `machine start %s`\n", m.Name, nameArg(m.Name))
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: machine %q is not running; start it with `machine start%s`\n", m.Name, nameArg(m.Name))
 			}
 			return nil
 		},

@@ -29,7 +29,7 @@ func newRmCommand() *cobra.Command {
 			out := cmd.OutOrStdout()
 			if agentRunning(m) {
 				if !force {
-					return fmt.Errorf("machine %q is running: stop it first with `machine stop %s`, or use `machine rm --force %s`", m.Name, nameArg(m.Name), m.Name)
+					return fmt.Errorf("machine %q is running: stop it first with `machine stop%s`, or use `machine rm --force %s`", m.Name, nameArg(m.Name), m.Name)
 				}
 				if err := runStop(cmd.Context(), out, m, true); err != nil {
 					return err

@@ -93,7 +93,7 @@ func runSet(ctx context.Context, out io.Writer, o *setOptions, name string) erro
 		if len(changed) == 0 {
 			fmt.Fprintf(out, "Machine %q already has these settings\n", name)
 		} else if !wasRunning {
-			fmt.Fprintf(out, "The changes apply at the next `machine start %s`\n", nameArg(name))
+			fmt.Fprintf(out, "The changes apply at the next `machine start%s`\n", nameArg(name))
 		}
 	}
 	if wasRunning {
@@ -143,7 +143,7 @@ func applySet(ctx context.Context, m *store.Machine, o *setOptions) ([]string, e
 			return nil, fmt.Errorf("--disk: %w", err)
 		}
 		if next.DiskGiB < cfg.DiskGiB {
-			return nil, fmt.Errorf("--disk %dGiB: machine %q has a %d GiB disk, and disks only grow: shrinking would cut off blocks its filesystem may use; to start smaller, remove the machine (`machine rm %s`) and create it again", next.DiskGiB, m.Name, cfg.DiskGiB, nameArg(m.Name))
+			return nil, fmt.Errorf("--disk %dGiB: machine %q has a %d GiB disk, and disks only grow: shrinking would cut off blocks its filesystem may use; to start smaller, remove the machine (`machine rm%s`) and create it again", next.DiskGiB, m.Name, cfg.DiskGiB, nameArg(m.Name))
 		}
 		if next.DiskGiB > cfg.DiskGiB {
 			changed = append(changed, fmt.Sprintf("disk %d GiB -> %d GiB (the filesystem grows at the next boot)", cfg.DiskGiB, next.DiskGiB))

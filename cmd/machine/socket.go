@@ -64,7 +64,7 @@ func runSocketLink(out io.Writer, name, target string) error {
 	if err := socketlink.Link(target, m.DockerSocket()); err != nil {
 		return fmt.Errorf("machine %q: socket link: %w", name, err)
 	}
-	fmt.Fprintf(out, "%s now reaches machine %q (while it runs); undo with `machine socket unlink %s`\n", target, name, nameArg(name))
+	fmt.Fprintf(out, "%s now reaches machine %q (while it runs); undo with `machine socket unlink%s`\n", target, name, nameArg(name))
 	return nil
 }
 

@@ -67,7 +67,7 @@ func runStart(ctx context.Context, out io.Writer, o *startOptions, name string) 
 		return err
 	}
 	if m.Exists() && len(o.createFlags) > 0 && settable(o.createFlags) {
-		return fmt.Errorf("machine %q exists: %s only apply when start creates a machine; change its settings with `machine set %s %s` (add --restart if it is running)",
+		return fmt.Errorf("machine %q exists: %s only apply when start creates a machine; change its settings with `machine set%s %s` (add --restart if it is running)",
 			name, strings.Join(o.createFlags, ", "), nameArg(name), strings.Join(o.createFlags, " ... ")+" ...")
 	}
 	if m.Exists() && len(o.createFlags) > 0 {
@@ -203,7 +203,7 @@ func followStart(ctx context.Context, out io.Writer, m *store.Machine, agentDone
 	})
 	if result == nil && err != nil {
 		if isCanceled(ctx) {
-			result = fmt.Errorf("gave up waiting for Docker: %w (the machine keeps booting; `machine stop %s` stops it)", ctx.Err(), nameArg(m.Name))
+			result = fmt.Errorf("gave up waiting for Docker: %w (the machine keeps booting; `machine stop%s` stops it)", ctx.Err(), nameArg(m.Name))
 		} else {
 			result = fmt.Errorf("the host agent exited during start: %w", err)
 		}

@@ -129,7 +129,7 @@ func stopToChange(ctx context.Context, out io.Writer, m *store.Machine, name str
 		return false, nil
 	}
 	if !restart {
-		return true, fmt.Errorf("machine %q is running: %sstop it first (`machine stop %s`) or pass --restart", name, why, nameArg(name))
+		return true, fmt.Errorf("machine %q is running: %sstop it first (`machine stop%s`) or pass --restart", name, why, nameArg(name))
 	}
 	return true, runStop(ctx, out, m, false)
 }

@@ -76,7 +76,7 @@ func runUpgrade(ctx context.Context, out, progress io.Writer, o *upgradeOptions,
 		return err
 	}
 	if !o.restart && !wasRunning {
-		fmt.Fprintf(out, "The new image boots at the next `machine start %s`; the previous one is kept until it has booted once\n", nameArg(name))
+		fmt.Fprintf(out, "The new image boots at the next `machine start%s`; the previous one is kept until it has booted once\n", nameArg(name))
 		return nil
 	}
 	began := time.Now()
