@@ -27,8 +27,8 @@ type moduleSource interface {
 // to the initramfs root, one per line). It returns those paths.
 //
 // lz4 in its legacy frame, the one format of it the kernel unpacks an initramfs from, and not
-// gzip: under TCG the guest inflated the 4 MB gzip'd initramfs in about 0.5 s on the way to
-// /init, where lz4 takes a fraction of that for a file about a third larger.
+// gzip: under TCG the kernel took 0.35 s to unpack the 3.9 MB gzip'd initramfs on the way to
+// /init, and 0.16 s for the same cpio as 4.6 MB of lz4 (initramfs_async=0, dmesg).
 func writeInitramfs(dst string, agent []byte, kver string, mods moduleSource, names []string) (paths []string, err error) {
 	f, err := os.Create(dst)
 	if err != nil {
