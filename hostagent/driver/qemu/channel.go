@@ -61,11 +61,12 @@ func newToken() (string, error) {
 }
 
 // freeLoopbackPort asks the OS for a free loopback TCP port. Another process could take it
-// before QEMU binds it; QEMU then exits and the start fails with its log.
+// before QEMU binds it: a channel port then fails the start with QEMU's log, a hostfwd port
+// is picked again (ForwardTCP).
 func freeLoopbackPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("qemu: pick a port for the agent channel: %w", err)
+		return 0, fmt.Errorf("pick a free loopback port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
@@ -81,7 +82,7 @@ func (h *Host) prepareChannel() error {
 	if h.AgentSocket == "" {
 		port, err := freeLoopbackPort()
 		if err != nil {
-			return err
+			return fmt.Errorf("qemu: agent channel: %w", err)
 		}
 		h.AgentPort = port
 	}

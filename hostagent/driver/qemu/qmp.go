@@ -9,13 +9,33 @@ import (
 	"time"
 )
 
-// qmpCommand runs one QEMU Machine Protocol command: read the greeting, negotiate
-// capabilities, execute, and check the reply.
+// qmpCommand runs one QEMU Machine Protocol command without arguments: read the greeting,
+// negotiate capabilities, execute, and check the reply.
 func qmpCommand(ctx context.Context, network, addr, command string) error {
+	_, err := qmpExecute(ctx, network, addr, command, nil)
+	return err
+}
+
+// hmpCommand runs one human-monitor command line through QMP and returns what the monitor
+// printed: commands QMP has no equivalent for (hostfwd_add) report failure only there.
+func hmpCommand(ctx context.Context, network, addr, line string) (string, error) {
+	ret, err := qmpExecute(ctx, network, addr, "human-monitor-command", map[string]string{"command-line": line})
+	if err != nil {
+		return "", err
+	}
+	var out string
+	if err := json.Unmarshal(ret, &out); err != nil {
+		return "", fmt.Errorf("qmp human-monitor-command %q: bad return %s: %w", line, ret, err)
+	}
+	return out, nil
+}
+
+// qmpExecute runs command with arguments (nil for none) and returns its "return" value.
+func qmpExecute(ctx context.Context, network, addr, command string, arguments any) (json.RawMessage, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return fmt.Errorf("qmp: %w", err)
+		return nil, fmt.Errorf("qmp: %w", err)
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -25,17 +45,22 @@ func qmpCommand(ctx context.Context, network, addr, command string) error {
 	conn.SetDeadline(deadline)
 	r := bufio.NewReader(conn)
 	if _, err := readQMP(r); err != nil { // greeting
-		return fmt.Errorf("qmp greeting: %w", err)
+		return nil, fmt.Errorf("qmp greeting: %w", err)
 	}
-	for _, cmd := range []string{"qmp_capabilities", command} {
-		if err := json.NewEncoder(conn).Encode(map[string]string{"execute": cmd}); err != nil {
-			return fmt.Errorf("qmp %s: %w", cmd, err)
+	type request struct {
+		Execute   string `json:"execute"`
+		Arguments any    `json:"arguments,omitempty"`
+	}
+	var m *qmpMessage
+	for _, req := range []request{{Execute: "qmp_capabilities"}, {Execute: command, Arguments: arguments}} {
+		if err := json.NewEncoder(conn).Encode(req); err != nil {
+			return nil, fmt.Errorf("qmp %s: %w", req.Execute, err)
 		}
-		if _, err := readQMP(r); err != nil {
-			return fmt.Errorf("qmp %s: %w", cmd, err)
+		if m, err = readQMP(r); err != nil {
+			return nil, fmt.Errorf("qmp %s: %w", req.Execute, err)
 		}
 	}
-	return nil
+	return m.Return, nil
 }
 
 type qmpMessage struct {
