@@ -64,7 +64,8 @@ type Agent struct {
 	drv    driver.Driver
 	guest  *guestClient
 	ports  *portforward.Forwarder
-	idle   *idler // nil: auto-pause is off
+	net    *netPath // nil: every forward goes through the guest channel
+	idle   *idler   // nil: auto-pause is off
 	// portSync fires after each port sync (the Docker API's start waits on it).
 	portSync syncSignal
 
@@ -158,7 +159,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if a.idle = a.newIdler(drv); a.idle != nil {
 		a.drv = awakeDriver{Driver: drv, idle: a.idle}
 	}
-	a.ports = a.newForwarder()
+	a.ports = a.newForwarder(drv)
 	cleanups = append(cleanups, a.ports.Close)
 	ctrl, err := a.serveControl(m.ControlSocket())
 	if err != nil {

@@ -6,14 +6,23 @@ import (
 	"sync"
 
 	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/driver"
 	"github.com/machine-run/machine/portforward"
 )
 
 const pathPorts = "/v1/ports" // GET: []portforward.Forward
 
-func (a *Agent) newForwarder() *portforward.Forwarder {
+// newForwarder mirrors published ports on the host; raw is the driver itself (a.drv may wrap
+// it for auto-pause). Wildcard TCP publishes take the hypervisor's network where the driver
+// offers one (see netPath).
+func (a *Agent) newForwarder(raw driver.Driver) *portforward.Forwarder {
+	dial := portforward.GuestDialer(a.drv.DialGuest)
+	if nf, ok := raw.(driver.NetForwarder); ok {
+		a.net = newNetPath(nf, dial, a.idle, a.log)
+		dial = a.net.Dial
+	}
 	return &portforward.Forwarder{
-		Dial:                 portforward.GuestDialer(a.drv.DialGuest),
+		Dial:                 dial,
 		PublishAllInterfaces: a.o.Config.PublishAllInterfaces,
 		Logger:               a.log,
 	}
@@ -23,6 +32,9 @@ func (a *Agent) newForwarder() *portforward.Forwarder {
 func (a *Agent) onPorts(ctx context.Context, ports []api.Port) {
 	if err := a.ports.Sync(ctx, ports); err != nil {
 		a.log.Warn("port sync failed", "err", err)
+	}
+	if a.net != nil {
+		a.net.prune(ctx, ports)
 	}
 	a.portSync.fire()
 }

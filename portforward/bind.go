@@ -63,10 +63,10 @@ func bindAddr(hostIP string, port uint16, all bool) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a, port), nil
 }
 
-// guestTarget is the request that reaches a port the guest publishes on hostIP: wildcard and
+// GuestTarget is the request that reaches a port the guest publishes on hostIP: wildcard and
 // loopback publishes are reachable on the guest's loopback (docker-proxy listens there), an
 // explicit address only on that address.
-func guestTarget(p api.Port) api.ForwardRequest {
+func GuestTarget(p api.Port) api.ForwardRequest {
 	req := api.ForwardRequest{Proto: p.Proto, Port: p.HostPort}
 	a, err := parseIP(p.HostIP)
 	switch {

@@ -61,9 +61,9 @@ func TestGuestTarget(t *testing.T) {
 		{"10.0.2.15", "10.0.2.15"},
 		{"fd00::15", "fd00::15"},
 	} {
-		got := guestTarget(api.Port{Proto: "udp", HostIP: tc.ip, HostPort: 53})
+		got := GuestTarget(api.Port{Proto: "udp", HostIP: tc.ip, HostPort: 53})
 		if got.IP != tc.want || got.Port != 53 || got.Proto != "udp" {
-			t.Errorf("guestTarget(%q) = %+v, want IP %s", tc.ip, got, tc.want)
+			t.Errorf("GuestTarget(%q) = %+v, want IP %s", tc.ip, got, tc.want)
 		}
 	}
 }

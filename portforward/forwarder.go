@@ -179,7 +179,7 @@ func (f *Forwarder) Sync(ctx context.Context, ports []api.Port) error {
 		if _, ok := f.fwds[k]; ok {
 			continue
 		}
-		fw := &forward{port: p, guest: guestTarget(p)}
+		fw := &forward{port: p, guest: GuestTarget(p)}
 		f.fwds[k] = fw
 		if err := validate(p); err != nil {
 			fw.reject(err.Error())

@@ -280,6 +280,12 @@ func testPorts(t *testing.T, ctxName string) {
 	docker(t, ctxName, "", "run", "-d", "--name", "udp", "-p", "5353:5353/udp", "busybox:e2e", "/bin/echoserver", "-udp", ":5353")
 	waitUDPEcho(t, "127.0.0.1:5353", 20*time.Second)
 
+	// The wildcard publish rides QEMU's network (a hostfwd rule to the guest's port 8080),
+	// the loopback one the guest channel.
+	if fw := qemuForwards(t, "e2e"); !fw["8080"] || fw["8081"] {
+		t.Errorf("QEMU forwards guest ports %v; want 8080 (published on the wildcard), not 8081 (loopback)", fw)
+	}
+
 	ports := machine(t, "ports", "e2e", "--format", "json")
 	for _, want := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "[::1]:8082", "127.0.0.1:5353"} {
 		if !strings.Contains(ports, want) {
@@ -299,6 +305,52 @@ func testPorts(t *testing.T, ctxName string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	for end := time.Now().Add(10 * time.Second); qemuForwards(t, "e2e")["8080"]; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("QEMU still forwards to guest port 8080 after docker rm -f")
+		}
+	}
+}
+
+// qemuForwards returns the guest ports QEMU's user network forwards from the host, read off
+// its monitor (`info usernet` through QMP).
+func qemuForwards(t *testing.T, name string) map[string]bool {
+	t.Helper()
+	c, err := net.Dial("unix", filepath.Join(env.home, name, "qmp.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	var reply struct {
+		Return json.RawMessage `json:"return"`
+		Error  json.RawMessage `json:"error"`
+	}
+	r.ReadBytes('\n') // greeting
+	for _, cmd := range []string{`{"execute":"qmp_capabilities"}`, `{"execute":"human-monitor-command","arguments":{"command-line":"info usernet"}}`} {
+		fmt.Fprintln(c, cmd)
+		for reply.Return = nil; reply.Return == nil; {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				t.Fatalf("qmp %s: %v", cmd, err)
+			}
+			json.Unmarshal(line, &reply)
+			if reply.Error != nil {
+				t.Fatalf("qmp %s: %s", cmd, reply.Error)
+			}
+		}
+	}
+	var out string
+	json.Unmarshal(reply.Return, &out)
+	ports := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		// TCP[HOST_FORWARD]  97  127.0.0.1 45289  10.0.2.15  8080  0  0
+		if f := strings.Fields(l); len(f) >= 6 && strings.Contains(f[0], "HOST_FORWARD") {
+			ports[f[5]] = true
+		}
+	}
+	return ports
 }
 
 // waitHTTP polls url until it answers with the test page and returns how long that took.

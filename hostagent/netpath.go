@@ -1,0 +1,114 @@
+package hostagent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/portforward"
+)
+
+// netPath sends forwarded TCP connections to ports the engine publishes on the guest's
+// wildcard address over the hypervisor's network (driver.NetForwarder) instead of the guest
+// channel: one network round trip into the guest, with no relay in the guest agent. Every
+// other request, and any port the driver could not forward, goes through the channel.
+// Connections count against auto-pause as channel streams do: dialing resumes a paused VM.
+type netPath struct {
+	fwd     driver.NetForwarder
+	channel portforward.DialFunc
+	idle    *idler // nil: auto-pause is off
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	off    bool              // the driver declined every port (driver.ErrUnsupported)
+	addrs  map[uint16]string // guest port -> host address of its forward
+	failed map[uint16]bool   // guest ports the driver refused (the channel serves them)
+}
+
+func newNetPath(fwd driver.NetForwarder, channel portforward.DialFunc, idle *idler, log *slog.Logger) *netPath {
+	return &netPath{fwd: fwd, channel: channel, idle: idle, log: log, addrs: map[uint16]string{}, failed: map[uint16]bool{}}
+}
+
+// direct reports whether req is reached over the network: a TCP port the engine's NAT
+// delivers from the guest's primary address (see api.ForwardRequest).
+func direct(req api.ForwardRequest) bool { return req.Proto == "tcp" && req.IP == "" }
+
+// Dial implements portforward.DialFunc.
+func (p *netPath) Dial(ctx context.Context, req api.ForwardRequest) (net.Conn, error) {
+	if !direct(req) {
+		return p.channel(ctx, req)
+	}
+	addr, ok := p.addr(ctx, req.Port)
+	if !ok {
+		return p.channel(ctx, req)
+	}
+	if err := p.idle.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		p.idle.release()
+		p.log.Warn("port forward: network path failed; using the guest channel", "guest_port", req.Port, "addr", addr, "err", err)
+		return p.channel(ctx, req)
+	}
+	return &awakeConn{Conn: c, idle: p.idle}, nil
+}
+
+// addr returns the host address forwarded to guestPort, asking the driver for one the first
+// time; false sends the port through the channel.
+func (p *netPath) addr(ctx context.Context, guestPort uint16) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.addrs[guestPort]; ok {
+		return a, true
+	}
+	if p.off || p.failed[guestPort] {
+		return "", false
+	}
+	a, err := p.fwd.ForwardTCP(ctx, guestPort)
+	if err != nil {
+		if errors.Is(err, driver.ErrUnsupported) {
+			p.off = true
+			p.log.Debug("port forward: the guest channel carries every forward", "reason", err)
+		} else if ctx.Err() == nil {
+			p.failed[guestPort] = true
+			p.log.Warn("port forward: no network path; using the guest channel", "guest_port", guestPort, "err", err)
+		}
+		return "", false
+	}
+	p.addrs[guestPort] = a
+	p.log.Debug("port forward: network path", "guest_port", guestPort, "addr", a)
+	return a, true
+}
+
+// prune removes the forwards of guest ports no longer published on the wildcard address
+// (ports is the guest's full set), so that a host port never leads to a port nobody publishes.
+func (p *netPath) prune(ctx context.Context, ports []api.Port) {
+	live := map[uint16]bool{}
+	for _, port := range ports {
+		if req := portforward.GuestTarget(port); direct(req) {
+			live[req.Port] = true
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for gp := range p.failed {
+		if !live[gp] {
+			delete(p.failed, gp)
+		}
+	}
+	for gp, a := range p.addrs {
+		if live[gp] {
+			continue
+		}
+		delete(p.addrs, gp)
+		if err := p.fwd.UnforwardTCP(ctx, a); err != nil {
+			p.log.Warn("port forward: remove network path", "guest_port", gp, "err", err)
+		}
+	}
+}

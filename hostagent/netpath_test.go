@@ -1,0 +1,154 @@
+package hostagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+
+	"github.com/machine-run/machine/guestagent/api"
+	"github.com/machine-run/machine/hostagent/driver"
+)
+
+// fakeNet forwards every guest port to one loopback echo server, or refuses while refuse is set.
+type fakeNet struct {
+	addr     string
+	refuse   error
+	forwards map[uint16]int // ForwardTCP calls per guest port
+	removed  []string
+}
+
+func (f *fakeNet) ForwardTCP(_ context.Context, guestPort uint16) (string, error) {
+	f.forwards[guestPort]++
+	if f.refuse != nil {
+		return "", f.refuse
+	}
+	return f.addr, nil
+}
+
+func (f *fakeNet) UnforwardTCP(_ context.Context, hostAddr string) error {
+	f.removed = append(f.removed, hostAddr)
+	return nil
+}
+
+func echoListener(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// errChannel marks a dial that went through the guest channel.
+var errChannel = errors.New("channel")
+
+func TestNetPath(t *testing.T) {
+	running, runErr := 0, error(nil)
+	idle, _, _ := testIdler(&running, &runErr)
+	fn := &fakeNet{addr: echoListener(t), forwards: map[uint16]int{}}
+	var channelled []api.ForwardRequest
+	channel := func(_ context.Context, req api.ForwardRequest) (net.Conn, error) {
+		channelled = append(channelled, req)
+		return nil, errChannel
+	}
+	p := newNetPath(fn, channel, idle, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+
+	// A wildcard TCP publish goes over the network, with one forward per guest port.
+	for i := 0; i < 2; i++ {
+		c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9000})
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		if idle.active != 1 {
+			t.Errorf("an open network connection holds the machine awake: active %d, want 1", idle.active)
+		}
+		c.Write([]byte("hi"))
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
+			t.Fatalf("echo over the network path: %q, %v", buf, err)
+		}
+		if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+			t.Errorf("half-close over the network path: %v", err)
+		}
+		c.Close()
+	}
+	if fn.forwards[9000] != 1 || idle.active != 0 {
+		t.Errorf("forwards %v (want one for 9000), active %d after close (want 0)", fn.forwards, idle.active)
+	}
+
+	// Loopback and explicit-address publishes and UDP stay on the channel.
+	for _, req := range []api.ForwardRequest{
+		{Proto: "tcp", Port: 9001, IP: "127.0.0.1"},
+		{Proto: "tcp", Port: 9001, IP: "::1"},
+		{Proto: "udp", Port: 53},
+	} {
+		if _, err := p.Dial(ctx, req); !errors.Is(err, errChannel) {
+			t.Errorf("%+v: dial = %v, want the channel", req, err)
+		}
+	}
+	if len(channelled) != 3 || fn.forwards[9001] != 0 || fn.forwards[53] != 0 {
+		t.Errorf("channel got %v, forwards %v", channelled, fn.forwards)
+	}
+
+	// A port the driver refuses goes through the channel, and is not asked again until it
+	// is unpublished.
+	fn.refuse = errors.New("Could not set up host forwarding rule")
+	for i := 0; i < 2; i++ {
+		if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9002}); !errors.Is(err, errChannel) {
+			t.Errorf("refused port: dial = %v, want the channel", err)
+		}
+	}
+	if fn.forwards[9002] != 1 {
+		t.Errorf("a refused port was asked %d times, want 1", fn.forwards[9002])
+	}
+
+	// Pruning keeps the forwards of ports still published on the wildcard and removes the rest.
+	p.prune(ctx, []api.Port{{Proto: "tcp", HostIP: "0.0.0.0", HostPort: 9000}})
+	if len(fn.removed) != 0 {
+		t.Errorf("a live forward was removed: %v", fn.removed)
+	}
+	p.prune(ctx, []api.Port{{Proto: "tcp", HostIP: "127.0.0.1", HostPort: 9000}})
+	if len(fn.removed) != 1 || fn.removed[0] != fn.addr {
+		t.Errorf("removed %v after 9000 left the wildcard, want [%s]", fn.removed, fn.addr)
+	}
+	fn.refuse = nil
+	if c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9002}); err != nil {
+		t.Errorf("a port refused before it was unpublished is asked again: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// A driver that declines every port (the channel is the better path) is asked once.
+	fn.refuse = fmt.Errorf("vsock: %w", driver.ErrUnsupported)
+	for _, port := range []uint16{9004, 9005} {
+		if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: port}); !errors.Is(err, errChannel) {
+			t.Errorf("declined: dial = %v, want the channel", err)
+		}
+	}
+	if fn.forwards[9004] != 1 || fn.forwards[9005] != 0 {
+		t.Errorf("a driver that declined was asked again: %v", fn.forwards)
+	}
+	p.off, fn.refuse = false, nil
+
+	// A forward that no longer answers falls back to the channel, with nothing held.
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	fn.addr = dead.Addr().String()
+	dead.Close()
+	if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9003}); !errors.Is(err, errChannel) || idle.active != 0 {
+		t.Errorf("dead forward: dial = %v (want the channel), active %d", err, idle.active)
+	}
+}
