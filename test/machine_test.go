@@ -4,6 +4,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/machine-run/machine/hostagent"
+	"github.com/machine-run/machine/hostagent/driver/qemu"
 )
 
 // TestMachine boots one amd64 machine and runs the lifecycle and Docker checks against it in
@@ -313,36 +315,15 @@ func testPorts(t *testing.T, ctxName string) {
 }
 
 // qemuForwards returns the guest ports QEMU's user network forwards from the host, read off
-// its monitor (`info usernet` through QMP).
+// its monitor (`info usernet`).
 func qemuForwards(t *testing.T, name string) map[string]bool {
 	t.Helper()
-	c, err := net.Dial("unix", filepath.Join(env.home, name, "qmp.sock"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := qemu.MonitorCommand(ctx, filepath.Join(env.home, name, "qmp.sock"), "info usernet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	var reply struct {
-		Return json.RawMessage `json:"return"`
-		Error  json.RawMessage `json:"error"`
-	}
-	r.ReadBytes('\n') // greeting
-	for _, cmd := range []string{`{"execute":"qmp_capabilities"}`, `{"execute":"human-monitor-command","arguments":{"command-line":"info usernet"}}`} {
-		fmt.Fprintln(c, cmd)
-		for reply.Return = nil; reply.Return == nil; {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				t.Fatalf("qmp %s: %v", cmd, err)
-			}
-			json.Unmarshal(line, &reply)
-			if reply.Error != nil {
-				t.Fatalf("qmp %s: %s", cmd, reply.Error)
-			}
-		}
-	}
-	var out string
-	json.Unmarshal(reply.Return, &out)
 	ports := map[string]bool{}
 	for _, l := range strings.Split(out, "\n") {
 		// TCP[HOST_FORWARD]  97  127.0.0.1 45289  10.0.2.15  8080  0  0

@@ -25,24 +25,32 @@ const hostfwdAttempts = 5
 // ForwardTCP implements driver.NetForwarder with a hostfwd rule on a free loopback port. Over
 // vsock (KVM) the channel is the faster path, for bulk transfers by far, so it declines.
 func (d *Driver) ForwardTCP(ctx context.Context, guestPort uint16) (string, error) {
+	addr, err := d.forwardTCP(ctx, guestPort)
+	if err != nil {
+		return "", fmt.Errorf("qemu: machine %q: forward guest port %d: %w", d.cfg.Name, guestPort, err)
+	}
+	return addr, nil
+}
+
+func (d *Driver) forwardTCP(ctx context.Context, guestPort uint16) (string, error) {
 	if d.host.VsockCID != 0 {
-		return "", fmt.Errorf("qemu: the vsock channel carries forwards: %w", driver.ErrUnsupported)
+		return "", fmt.Errorf("the vsock channel carries forwards: %w", driver.ErrUnsupported)
 	}
 	var last error
 	for i := 0; i < hostfwdAttempts; i++ {
 		port, err := freeLoopbackPort()
 		if err != nil {
-			return "", fmt.Errorf("qemu: machine %q: forward guest port %d: %w", d.cfg.Name, guestPort, err)
+			return "", err
 		}
-		out, err := hmpCommand(ctx, "unix", d.host.QMPSocket, hostfwdAddLine(port, guestPort))
+		out, err := MonitorCommand(ctx, d.host.QMPSocket, hostfwdAddLine(port, guestPort))
 		if err != nil {
-			return "", fmt.Errorf("qemu: machine %q: forward guest port %d: %w", d.cfg.Name, guestPort, err)
+			return "", err
 		}
 		if last = hostfwdAddResult(out); last == nil {
 			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 		}
 	}
-	return "", fmt.Errorf("qemu: machine %q: forward guest port %d: %w", d.cfg.Name, guestPort, last)
+	return "", last
 }
 
 // UnforwardTCP implements driver.NetForwarder: it removes the rule ForwardTCP made for hostAddr.
@@ -51,7 +59,7 @@ func (d *Driver) UnforwardTCP(ctx context.Context, hostAddr string) error {
 	if err != nil {
 		return err
 	}
-	out, err := hmpCommand(ctx, "unix", d.host.QMPSocket, line)
+	out, err := MonitorCommand(ctx, d.host.QMPSocket, line)
 	if err == nil {
 		err = hostfwdRemoveResult(out)
 	}

@@ -30,6 +30,12 @@ func hmpCommand(ctx context.Context, network, addr, line string) (string, error)
 	return out, nil
 }
 
+// MonitorCommand runs one human-monitor command line on the QEMU whose QMP socket is
+// qmpSocket (a machine's qmp.sock) and returns what the monitor printed.
+func MonitorCommand(ctx context.Context, qmpSocket, line string) (string, error) {
+	return hmpCommand(ctx, "unix", qmpSocket, line)
+}
+
 // qmpExecute runs command with arguments (nil for none) and returns its "return" value.
 func qmpExecute(ctx context.Context, network, addr, command string, arguments any) (json.RawMessage, error) {
 	var d net.Dialer

@@ -10,8 +10,12 @@ import (
 )
 
 // fakeQMP greets, answers each command, sends an event first to be skipped, and records
-// what it was asked.
-func fakeQMP(t *testing.T, fail string) (addr string, got chan []string) {
+// what it was asked (a human-monitor command with its command line). The last command fails
+// when it is fail, else it returns ret (JSON; "" for {}).
+func fakeQMP(t *testing.T, fail, ret string) (addr string, got chan []string) {
+	if ret == "" {
+		ret = "{}"
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -28,18 +32,27 @@ func fakeQMP(t *testing.T, fail string) (addr string, got chan []string) {
 		var cmds []string
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
-			var m struct{ Execute string }
+			var m struct {
+				Execute   string
+				Arguments map[string]string
+			}
 			json.Unmarshal(sc.Bytes(), &m)
-			cmds = append(cmds, m.Execute)
+			cmd := m.Execute
+			if line, ok := m.Arguments["command-line"]; ok {
+				cmd += " " + line
+			}
+			cmds = append(cmds, cmd)
 			c.Write([]byte(`{"event": "SOMETHING"}` + "\n"))
 			if m.Execute == fail {
 				c.Write([]byte(`{"error": {"class": "GenericError", "desc": "no"}}` + "\n"))
 				break
 			}
-			c.Write([]byte(`{"return": {}}` + "\n"))
-			if m.Execute != "qmp_capabilities" {
-				break
+			if m.Execute == "qmp_capabilities" {
+				c.Write([]byte(`{"return": {}}` + "\n"))
+				continue
 			}
+			c.Write([]byte(`{"return": ` + ret + "}\n"))
+			break
 		}
 		got <- cmds
 	}()
@@ -47,14 +60,14 @@ func fakeQMP(t *testing.T, fail string) (addr string, got chan []string) {
 }
 
 func TestQMPCommand(t *testing.T) {
-	addr, got := fakeQMP(t, "")
+	addr, got := fakeQMP(t, "", "")
 	if err := qmpCommand(context.Background(), "tcp", addr, "system_powerdown"); err != nil {
 		t.Fatal(err)
 	}
 	if cmds := <-got; strings.Join(cmds, ",") != "qmp_capabilities,system_powerdown" {
 		t.Errorf("QEMU was asked %v", cmds)
 	}
-	addr, _ = fakeQMP(t, "system_powerdown")
+	addr, _ = fakeQMP(t, "system_powerdown", "")
 	if err := qmpCommand(context.Background(), "tcp", addr, "system_powerdown"); err == nil || !strings.Contains(err.Error(), "GenericError") {
 		t.Errorf("a QMP error was not reported: %v", err)
 	}
@@ -92,40 +105,12 @@ func TestHostfwdMonitorLines(t *testing.T) {
 // TestHMPCommand checks the command line reaches QEMU as human-monitor-command's argument
 // and what the monitor printed comes back.
 func TestHMPCommand(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, got := fakeQMP(t, "", `"Could not set up host forwarding rule 'tcp:127.0.0.1:1-:2'\r\n"`)
+	out, err := hmpCommand(context.Background(), "tcp", addr, hostfwdAddLine(1, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	got := make(chan string, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.Write([]byte(`{"QMP": {"version": {}, "capabilities": []}}` + "\n"))
-		sc := bufio.NewScanner(c)
-		for sc.Scan() {
-			var m struct {
-				Execute   string
-				Arguments map[string]string
-			}
-			json.Unmarshal(sc.Bytes(), &m)
-			if m.Execute == "qmp_capabilities" {
-				c.Write([]byte(`{"return": {}}` + "\n"))
-				continue
-			}
-			got <- m.Execute + " " + m.Arguments["command-line"]
-			c.Write([]byte(`{"return": "Could not set up host forwarding rule 'tcp:127.0.0.1:1-:2'\r\n"}` + "\n"))
-			return
-		}
-	}()
-	out, err := hmpCommand(context.Background(), "tcp", l.Addr().String(), hostfwdAddLine(1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := <-got; g != "human-monitor-command hostfwd_add net0 tcp:127.0.0.1:1-:2" {
+	if g := strings.Join(<-got, ","); g != "qmp_capabilities,human-monitor-command hostfwd_add net0 tcp:127.0.0.1:1-:2" {
 		t.Errorf("QEMU was asked %q", g)
 	}
 	if err := hostfwdAddResult(out); err == nil || !strings.Contains(err.Error(), "Could not set up host forwarding rule") {
