@@ -204,15 +204,21 @@ type awakeDriver struct {
 }
 
 func (d awakeDriver) DialGuest(ctx context.Context, service uint32) (net.Conn, error) {
-	if err := d.idle.acquire(ctx); err != nil {
+	return d.idle.dial(ctx, func() (net.Conn, error) { return d.Driver.DialGuest(ctx, service) })
+}
+
+// dial resumes a paused VM, then dials; the connection keeps the machine awake until it is
+// closed. A nil idler only dials.
+func (i *idler) dial(ctx context.Context, dial func() (net.Conn, error)) (net.Conn, error) {
+	if err := i.acquire(ctx); err != nil {
 		return nil, err
 	}
-	c, err := d.Driver.DialGuest(ctx, service)
+	c, err := dial()
 	if err != nil {
-		d.idle.release()
+		i.release()
 		return nil, err
 	}
-	return &awakeConn{Conn: c, idle: d.idle}, nil
+	return &awakeConn{Conn: c, idle: i}, nil
 }
 
 // CutChannel keeps the fault endpoint working through the wrapper.

@@ -46,17 +46,15 @@ func (p *netPath) Dial(ctx context.Context, req api.ForwardRequest) (net.Conn, e
 	if !ok {
 		return p.channel(ctx, req)
 	}
-	if err := p.idle.acquire(ctx); err != nil {
-		return nil, err
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		p.idle.release()
+	c, err := p.idle.dial(ctx, func() (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	})
+	if err != nil && ctx.Err() == nil {
 		p.log.Warn("port forward: network path failed; using the guest channel", "guest_port", req.Port, "addr", addr, "err", err)
 		return p.channel(ctx, req)
 	}
-	return &awakeConn{Conn: c, idle: p.idle}, nil
+	return c, err
 }
 
 // addr returns the host address forwarded to guestPort, asking the driver for one the first
