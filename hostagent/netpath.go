@@ -93,18 +93,22 @@ func (p *netPath) prune(ctx context.Context, ports []api.Port) {
 			live[req.Port] = true
 		}
 	}
+	gone := map[uint16]string{}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for gp := range p.failed {
 		if !live[gp] {
 			delete(p.failed, gp)
 		}
 	}
 	for gp, a := range p.addrs {
-		if live[gp] {
-			continue
+		if !live[gp] {
+			delete(p.addrs, gp)
+			gone[gp] = a
 		}
-		delete(p.addrs, gp)
+	}
+	p.mu.Unlock()
+	// Outside the lock: dials of other ports do not wait for the hypervisor.
+	for gp, a := range gone {
 		if err := p.fwd.UnforwardTCP(ctx, a); err != nil {
 			p.log.Warn("port forward: remove network path", "guest_port", gp, "err", err)
 		}
