@@ -24,13 +24,17 @@ type netPath struct {
 	log     *slog.Logger
 
 	mu     sync.Mutex
-	off    bool              // the driver declined every port (driver.ErrUnsupported)
-	addrs  map[uint16]string // guest port -> host address of its forward
-	failed map[uint16]bool   // guest ports the driver refused (the channel serves them)
+	off    bool                     // the driver declined every port (driver.ErrUnsupported)
+	addrs  map[uint16]string        // guest port -> host address of its forward
+	failed map[uint16]bool          // guest ports the driver refused (the channel serves them)
+	asking map[uint16]chan struct{} // guest ports whose forward the driver is setting up; closed when done
+	live   map[uint16]bool          // the wildcard TCP ports of the last prune
+	prunes int                      // prunes so far
 }
 
 func newNetPath(fwd driver.NetForwarder, channel portforward.DialFunc, idle *idler, log *slog.Logger) *netPath {
-	return &netPath{fwd: fwd, channel: channel, idle: idle, log: log, addrs: map[uint16]string{}, failed: map[uint16]bool{}}
+	return &netPath{fwd: fwd, channel: channel, idle: idle, log: log,
+		addrs: map[uint16]string{}, failed: map[uint16]bool{}, asking: map[uint16]chan struct{}{}}
 }
 
 // direct reports whether req is reached over the network: a TCP port the engine's NAT
@@ -58,30 +62,69 @@ func (p *netPath) Dial(ctx context.Context, req api.ForwardRequest) (net.Conn, e
 }
 
 // addr returns the host address forwarded to guestPort, asking the driver for one the first
-// time; false sends the port through the channel.
+// time; false sends the port through the channel. The driver is asked without the lock (a
+// monitor round trip can take seconds on a loaded host): dials of other ports go on, and
+// dials of the same port wait for that one answer.
 func (p *netPath) addr(ctx context.Context, guestPort uint16) (string, bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if a, ok := p.addrs[guestPort]; ok {
-		return a, true
-	}
-	if p.off || p.failed[guestPort] {
-		return "", false
-	}
-	a, err := p.fwd.ForwardTCP(ctx, guestPort)
-	if err != nil {
-		if errors.Is(err, driver.ErrUnsupported) {
-			p.off = true
-			p.log.Debug("port forward: the guest channel carries every forward", "reason", err)
-		} else if ctx.Err() == nil {
-			p.failed[guestPort] = true
-			p.log.Warn("port forward: no network path; using the guest channel", "guest_port", guestPort, "err", err)
+	for {
+		if a, ok := p.addrs[guestPort]; ok {
+			p.mu.Unlock()
+			return a, true
 		}
+		if p.off || p.failed[guestPort] {
+			p.mu.Unlock()
+			return "", false
+		}
+		wait, ok := p.asking[guestPort]
+		if !ok {
+			break
+		}
+		p.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return "", false
+		}
+		p.mu.Lock()
+	}
+	done := make(chan struct{})
+	p.asking[guestPort] = done
+	prunes := p.prunes
+	p.mu.Unlock()
+
+	a, err := p.fwd.ForwardTCP(ctx, guestPort)
+
+	p.mu.Lock()
+	delete(p.asking, guestPort)
+	close(done)
+	stale := err == nil && p.prunes != prunes && !p.live[guestPort]
+	switch {
+	case stale:
+	case err == nil:
+		p.addrs[guestPort] = a
+		p.log.Debug("port forward: network path", "guest_port", guestPort, "addr", a)
+	case errors.Is(err, driver.ErrUnsupported):
+		p.off = true
+		p.log.Debug("port forward: the guest channel carries every forward", "reason", err)
+	case ctx.Err() == nil:
+		p.failed[guestPort] = true
+		p.log.Warn("port forward: no network path; using the guest channel", "guest_port", guestPort, "err", err)
+	}
+	p.mu.Unlock()
+	if stale {
+		// Unpublished while the driver was asked: that prune did not see this forward, so
+		// remove it now; the dial goes through the channel, which finds the port closed.
+		p.unforward(ctx, guestPort, a)
 		return "", false
 	}
-	p.addrs[guestPort] = a
-	p.log.Debug("port forward: network path", "guest_port", guestPort, "addr", a)
-	return a, true
+	return a, err == nil
+}
+
+func (p *netPath) unforward(ctx context.Context, guestPort uint16, hostAddr string) {
+	if err := p.fwd.UnforwardTCP(ctx, hostAddr); err != nil {
+		p.log.Warn("port forward: remove network path", "guest_port", guestPort, "err", err)
+	}
 }
 
 // prune removes the forwards of guest ports no longer published on the wildcard address
@@ -95,6 +138,8 @@ func (p *netPath) prune(ctx context.Context, ports []api.Port) {
 	}
 	gone := map[uint16]string{}
 	p.mu.Lock()
+	p.live = live
+	p.prunes++
 	for gp := range p.failed {
 		if !live[gp] {
 			delete(p.failed, gp)
@@ -109,8 +154,6 @@ func (p *netPath) prune(ctx context.Context, ports []api.Port) {
 	p.mu.Unlock()
 	// Outside the lock: dials of other ports do not wait for the hypervisor.
 	for gp, a := range gone {
-		if err := p.fwd.UnforwardTCP(ctx, a); err != nil {
-			p.log.Warn("port forward: remove network path", "guest_port", gp, "err", err)
-		}
+		p.unforward(ctx, gp, a)
 	}
 }

@@ -7,22 +7,33 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/driver"
 )
 
-// fakeNet forwards every guest port to one loopback echo server, or refuses while refuse is set.
+// fakeNet forwards every guest port to one loopback echo server, or refuses while refuse is
+// set. A port in hold answers only when its channel is closed (a slow monitor).
 type fakeNet struct {
-	addr     string
-	refuse   error
+	addr   string
+	refuse error
+	hold   map[uint16]chan struct{}
+
+	mu       sync.Mutex
 	forwards map[uint16]int // ForwardTCP calls per guest port
 	removed  []string
 }
 
 func (f *fakeNet) ForwardTCP(_ context.Context, guestPort uint16) (string, error) {
+	f.mu.Lock()
 	f.forwards[guestPort]++
+	f.mu.Unlock()
+	if h := f.hold[guestPort]; h != nil {
+		<-h
+	}
 	if f.refuse != nil {
 		return "", f.refuse
 	}
@@ -30,7 +41,9 @@ func (f *fakeNet) ForwardTCP(_ context.Context, guestPort uint16) (string, error
 }
 
 func (f *fakeNet) UnforwardTCP(_ context.Context, hostAddr string) error {
+	f.mu.Lock()
 	f.removed = append(f.removed, hostAddr)
+	f.mu.Unlock()
 	return nil
 }
 
@@ -150,5 +163,98 @@ func TestNetPath(t *testing.T) {
 	dead.Close()
 	if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9003}); !errors.Is(err, errChannel) || idle.active != 0 {
 		t.Errorf("dead forward: dial = %v (want the channel), active %d", err, idle.active)
+	}
+}
+
+// TestNetPathSlowDriver: while the driver sets up one port's forward, dials of other ports
+// go on; dials of that port wait for the one answer; a forward that lands after its port was
+// unpublished is removed at once instead of being kept.
+func TestNetPathSlowDriver(t *testing.T) {
+	running, runErr := 0, error(nil)
+	idle, _, _ := testIdler(&running, &runErr)
+	fn := &fakeNet{addr: echoListener(t), forwards: map[uint16]int{}, hold: map[uint16]chan struct{}{}}
+	channel := func(context.Context, api.ForwardRequest) (net.Conn, error) { return nil, errChannel }
+	p := newNetPath(fn, channel, idle, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	slow := uint16(9100)
+	fn.hold[slow] = make(chan struct{})
+
+	results := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: slow})
+			if err == nil {
+				c.Close()
+			}
+			results <- err
+		}()
+	}
+	// Both dials of the slow port are under way (one asking, one waiting) once the driver
+	// has been asked; a dial of another port must not wait for them.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		fn.mu.Lock()
+		asked := fn.forwards[slow]
+		fn.mu.Unlock()
+		if asked == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the driver was never asked for the slow port")
+		}
+	}
+	other := make(chan error, 1)
+	go func() {
+		c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9101})
+		if err == nil {
+			c.Close()
+		}
+		other <- err
+	}()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Errorf("dial of another port: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a dial of another port waited for the driver's answer about the slow one")
+	}
+	close(fn.hold[slow])
+	for i := 0; i < 2; i++ {
+		if err := <-results; err != nil {
+			t.Errorf("dial of the slow port: %v", err)
+		}
+	}
+	if fn.forwards[slow] != 1 {
+		t.Errorf("the slow port was asked %d times, want one answer shared", fn.forwards[slow])
+	}
+
+	// The port is unpublished while the driver is still setting its forward up.
+	late := uint16(9102)
+	fn.hold[late] = make(chan struct{})
+	go func() {
+		for {
+			fn.mu.Lock()
+			asked := fn.forwards[late]
+			fn.mu.Unlock()
+			if asked == 1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		p.prune(ctx, []api.Port{{Proto: "tcp", HostIP: "0.0.0.0", HostPort: slow}})
+		close(fn.hold[late])
+	}()
+	if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: late}); !errors.Is(err, errChannel) {
+		t.Errorf("dial of a port unpublished meanwhile = %v, want the channel", err)
+	}
+	// 9101's forward went in that prune; 9102's must go too, not stay behind.
+	fn.mu.Lock()
+	removed := len(fn.removed)
+	fn.mu.Unlock()
+	if removed != 2 {
+		t.Errorf("removed %v, want the forwards of 9101 and of 9102", fn.removed)
+	}
+	if _, ok := p.addrs[late]; ok {
+		t.Error("the late forward was kept")
 	}
 }
