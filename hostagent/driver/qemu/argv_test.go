@@ -46,7 +46,7 @@ func TestArgs(t *testing.T) {
 			host:    Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/dev/agent.sock", QMPSocket: "/m/dev/qmp.sock"},
 			machine: "q35", accels: []string{"tcg,tb-size=256,thread=multi"}, cpu: "max",
 			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.net=user", "machine.hostname=dev", "panic=-1"},
-			devices: []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
+			devices: []string{"virtio-serial-pci,id=vser0,max_ports=2", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
 			absent:  []string{"vhost-vsock-pci,guest-cid=7"},
 		},
 		{
@@ -55,7 +55,7 @@ func TestArgs(t *testing.T) {
 			machine: "q35", accels: []string{"kvm"}, cpu: "host",
 			append:  []string{"machine.channel=vsock"},
 			devices: []string{"vhost-vsock-pci,guest-cid=7"},
-			absent:  []string{"virtio-serial-pci,id=vser0"},
+			absent:  []string{"virtio-serial-pci,id=vser0,max_ports=2"},
 		},
 		{
 			name: "linux kvm amd64 vsock on a claimed device", arch: "amd64",
@@ -63,7 +63,7 @@ func TestArgs(t *testing.T) {
 			machine: "q35", accels: []string{"kvm"}, cpu: "host",
 			append:  []string{"machine.channel=vsock"},
 			devices: []string{"vhost-vsock-pci,guest-cid=1234,vhostfd=3"},
-			absent:  []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
+			absent:  []string{"virtio-serial-pci,id=vser0,max_ports=2", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
 		},
 		{
 			name: "linux tcg arm64", arch: "arm64",
@@ -82,7 +82,7 @@ func TestArgs(t *testing.T) {
 			host:    Host{OS: "windows", Accel: AccelWHPX, AgentPort: 50123, Token: "00112233445566778899aabbccddeeff", TokenFile: `C:\m\dev\channel.token`, QMPSocket: `C:\m\dev\qmp.sock`},
 			machine: "q35", accels: []string{"whpx", "tcg,tb-size=256,thread=multi"}, cpu: "max",
 			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.token=fw_cfg:opt/run.machine/token"},
-			devices: []string{"virtio-serial-pci,id=vser0", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
+			devices: []string{"virtio-serial-pci,id=vser0,max_ports=2", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
 		},
 	}
 	for _, tt := range tests {
