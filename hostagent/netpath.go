@@ -114,8 +114,9 @@ func (p *netPath) addr(ctx context.Context, guestPort uint16) (string, bool) {
 	p.mu.Unlock()
 	if stale {
 		// Unpublished while the driver was asked: that prune did not see this forward, so
-		// remove it now; the dial goes through the channel, which finds the port closed.
-		p.unforward(ctx, guestPort, a)
+		// remove it now, even if this dial has given up meanwhile (nothing else would); the
+		// dial goes through the channel, which finds the port closed.
+		p.unforward(context.WithoutCancel(ctx), guestPort, a)
 		return "", false
 	}
 	return a, err == nil
