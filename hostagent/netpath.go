@@ -24,17 +24,21 @@ type netPath struct {
 	log     *slog.Logger
 
 	mu     sync.Mutex
-	off    bool                     // the driver declined every port (driver.ErrUnsupported)
-	addrs  map[uint16]string        // guest port -> host address of its forward
-	failed map[uint16]bool          // guest ports the driver refused (the channel serves them)
-	asking map[uint16]chan struct{} // guest ports whose forward the driver is setting up; closed when done
-	live   map[uint16]bool          // the wildcard TCP ports of the last prune
-	prunes int                      // prunes so far
+	off    bool              // the driver declined every port (driver.ErrUnsupported)
+	addrs  map[uint16]string // guest port -> host address of its forward
+	failed map[uint16]bool   // guest ports the driver refused (the channel serves them)
+	asking map[uint16]*ask   // guest ports whose forward the driver is setting up
+}
+
+// ask is one request to the driver for a port's forward, which later dials of that port wait for.
+type ask struct {
+	done        chan struct{} // closed once the driver has answered
+	unpublished bool          // a prune found the port gone meanwhile: the forward must go too
 }
 
 func newNetPath(fwd driver.NetForwarder, channel portforward.DialFunc, idle *idler, log *slog.Logger) *netPath {
 	return &netPath{fwd: fwd, channel: channel, idle: idle, log: log,
-		addrs: map[uint16]string{}, failed: map[uint16]bool{}, asking: map[uint16]chan struct{}{}}
+		addrs: map[uint16]string{}, failed: map[uint16]bool{}, asking: map[uint16]*ask{}}
 }
 
 // direct reports whether req is reached over the network: a TCP port the engine's NAT
@@ -76,29 +80,28 @@ func (p *netPath) addr(ctx context.Context, guestPort uint16) (string, bool) {
 			p.mu.Unlock()
 			return "", false
 		}
-		wait, ok := p.asking[guestPort]
+		pending, ok := p.asking[guestPort]
 		if !ok {
 			break
 		}
 		p.mu.Unlock()
 		select {
-		case <-wait:
+		case <-pending.done:
 		case <-ctx.Done():
 			return "", false
 		}
 		p.mu.Lock()
 	}
-	done := make(chan struct{})
-	p.asking[guestPort] = done
-	prunes := p.prunes
+	mine := &ask{done: make(chan struct{})}
+	p.asking[guestPort] = mine
 	p.mu.Unlock()
 
 	a, err := p.fwd.ForwardTCP(ctx, guestPort)
 
 	p.mu.Lock()
 	delete(p.asking, guestPort)
-	close(done)
-	stale := err == nil && p.prunes != prunes && !p.live[guestPort]
+	close(mine.done)
+	stale := err == nil && mine.unpublished
 	switch {
 	case stale:
 	case err == nil:
@@ -139,8 +142,9 @@ func (p *netPath) prune(ctx context.Context, ports []api.Port) {
 	}
 	gone := map[uint16]string{}
 	p.mu.Lock()
-	p.live = live
-	p.prunes++
+	for gp, a := range p.asking {
+		a.unpublished = !live[gp]
+	}
 	for gp := range p.failed {
 		if !live[gp] {
 			delete(p.failed, gp)
