@@ -40,6 +40,22 @@ func (f *fakeNet) ForwardTCP(_ context.Context, guestPort uint16) (string, error
 	return f.addr, nil
 }
 
+// waitAsked waits until the driver has been asked for guestPort once.
+func (f *fakeNet) waitAsked(t *testing.T, guestPort uint16) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		asked := f.forwards[guestPort]
+		f.mu.Unlock()
+		if asked == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the driver was never asked for port %d", guestPort)
+			return
+		}
+	}
+}
+
 func (f *fakeNet) UnforwardTCP(_ context.Context, hostAddr string) error {
 	f.mu.Lock()
 	f.removed = append(f.removed, hostAddr)
@@ -179,37 +195,26 @@ func TestNetPathSlowDriver(t *testing.T) {
 	slow := uint16(9100)
 	fn.hold[slow] = make(chan struct{})
 
-	results := make(chan error, 2)
-	for i := 0; i < 2; i++ {
+	// dial dials port in the background; the channel gets its error.
+	dial := func(port uint16) <-chan error {
+		res := make(chan error, 1)
 		go func() {
-			c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: slow})
+			c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: port})
 			if err == nil {
 				c.Close()
 			}
-			results <- err
+			res <- err
 		}()
+		return res
 	}
+	results := []<-chan error{dial(slow), dial(slow)}
 	// Both dials of the slow port are under way (one asking, one waiting) once the driver
 	// has been asked; a dial of another port must not wait for them.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		fn.mu.Lock()
-		asked := fn.forwards[slow]
-		fn.mu.Unlock()
-		if asked == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the driver was never asked for the slow port")
-		}
+	fn.waitAsked(t, slow)
+	if t.Failed() {
+		t.FailNow()
 	}
-	other := make(chan error, 1)
-	go func() {
-		c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9101})
-		if err == nil {
-			c.Close()
-		}
-		other <- err
-	}()
+	other := dial(9101)
 	select {
 	case err := <-other:
 		if err != nil {
@@ -219,8 +224,8 @@ func TestNetPathSlowDriver(t *testing.T) {
 		t.Fatal("a dial of another port waited for the driver's answer about the slow one")
 	}
 	close(fn.hold[slow])
-	for i := 0; i < 2; i++ {
-		if err := <-results; err != nil {
+	for _, res := range results {
+		if err := <-res; err != nil {
 			t.Errorf("dial of the slow port: %v", err)
 		}
 	}
@@ -232,15 +237,7 @@ func TestNetPathSlowDriver(t *testing.T) {
 	late := uint16(9102)
 	fn.hold[late] = make(chan struct{})
 	go func() {
-		for {
-			fn.mu.Lock()
-			asked := fn.forwards[late]
-			fn.mu.Unlock()
-			if asked == 1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		fn.waitAsked(t, late)
 		p.prune(ctx, []api.Port{{Proto: "tcp", HostIP: "0.0.0.0", HostPort: slow}})
 		close(fn.hold[late])
 	}()
