@@ -55,6 +55,7 @@ func TestRoundTrip(t *testing.T) {
 		{"token", func(p *Params) { p.Token = "00112233445566778899aabbccddeeff" }, []string{"machine.token=fw_cfg:opt/run.machine/token"}},
 		{"time", func(p *Params) { p.Time = bootTime }, []string{"machine.time=2026-12-01T20:03:04.123456789Z"}},
 		{"host access off", func(p *Params) { p.NoHostAccess = true }, []string{"machine.hostaccess=off"}},
+		{"forwarding NIC", func(p *Params) { p.ForwardNIC = true }, []string{"machine.fwdnic=on"}},
 		{"kernel words with spaces", func(p *Params) { p.Kernel = []string{"quiet", "foo=a b", "bare word"} }, []string{`foo="a b"`, `"bare word"`}},
 		{"everything", func(p *Params) {
 			p.Channel, p.Net, p.Console, p.Hostname = ChannelVsock, NetDHCP, "hvc0", "my-mac-1"
@@ -62,6 +63,7 @@ func TestRoundTrip(t *testing.T) {
 			p.Rosetta = &Rosetta{Tag: RosettaTag, MountPoint: RosettaMountPoint}
 			p.Token = "tok-en_1"
 			p.Time = bootTime
+			p.ForwardNIC = true
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +163,7 @@ func TestDecodeErrors(t *testing.T) {
 		"console=tty\x01":                         "control character",
 		"machine.root=dev/vda":                    "root device",
 		"machine.hostaccess=yes":                  "want on or off",
+		"machine.fwdnic=1":                        "want on or off",
 	} {
 		_, err := Decode(line)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "kernel command line: ") {

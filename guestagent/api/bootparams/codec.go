@@ -33,6 +33,9 @@ func (p Params) Encode() (string, error) {
 	}
 	add(keyChannel, p.Channel)
 	add(keyNet, p.Net)
+	if p.ForwardNIC {
+		add(keyForwardNIC, "on")
+	}
 	add(keyHostname, p.Hostname)
 	if len(p.Shares) > 0 {
 		items := make([]string, len(p.Shares))
@@ -96,6 +99,15 @@ func Decode(line string) (Params, error) {
 			p.Net = value
 		case keyHostname:
 			p.Hostname = value
+		case keyForwardNIC:
+			switch value {
+			case "on":
+				p.ForwardNIC = true
+			case "off":
+				p.ForwardNIC = false
+			default:
+				fail(key, fmt.Errorf("%q: want on or off", value))
+			}
 		case keyShares:
 			if p.Shares, err = decodeShares(value); err != nil {
 				fail(key, err)
