@@ -96,6 +96,8 @@ type agent struct {
 	reaper *reaper.Reaper
 	engine *engine.Engine
 	params bootparams.Params
+	// forwardNIC: the forwarding NIC is up (set by network, read after netUp).
+	forwardNIC bool
 
 	channel *transport.Channel
 
@@ -165,6 +167,9 @@ func (a *agent) run() {
 	a.engine = &engine.Engine{Reaper: a.reaper, Log: a.log, Report: a.state, LogDir: "/var/lib/machine/logs"}
 	if !a.params.NoHostAccess {
 		a.engine.HostGatewayIP = api.HostGatewayIP
+	}
+	if a.forwardNIC {
+		a.engine.MTU = bootparams.ForwardNICMTU
 	}
 	<-cpusUp
 	a.engine.Start(ctx)
@@ -318,6 +323,16 @@ func (a *agent) network(ctx context.Context) {
 			detail += " error: " + err.Error()
 		} else {
 			detail += "; host alias " + boot.UserHostAlias4 + " closed"
+		}
+	}
+	if a.params.ForwardNIC {
+		// Not fatal: the host agent falls back to the channel when nothing answers here.
+		if fnic, err := boot.SetupForwardNIC(ctx, a.reaper); err != nil {
+			a.log.Error("network", "err", err)
+			detail += "; forwarding NIC error: " + err.Error()
+		} else {
+			detail += "; forwarding NIC " + fnic
+			a.forwardNIC = true
 		}
 	}
 	a.state.Phase(api.PhaseNetwork, detail)

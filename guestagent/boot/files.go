@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 )
 
 // WriteHostFiles writes etc/hostname and etc/hosts under root.
@@ -26,6 +28,13 @@ const (
 func UserNetBatch(nic string) string {
 	return fmt.Sprintf("link set lo up\nlink set %[1]s up\naddr add %[2]s dev %[1]s\nroute add default via %[3]s dev %[1]s\n",
 		nic, UserAddr, UserGateway)
+}
+
+// ForwardNICBatch is the `ip -batch` script for the forwarding NIC nic: its address on the
+// link to the host agent and the link's large MTU, no gateway (only the host end is on it).
+func ForwardNICBatch(nic string) string {
+	return fmt.Sprintf("link set %[1]s mtu %[2]d up\naddr add %[3]s/%[4]d dev %[1]s\n",
+		nic, bootparams.ForwardNICMTU, bootparams.ForwardNICGuestIP, bootparams.ForwardNICPrefix)
 }
 
 // WriteResolvConf writes etc/resolv.conf under root.

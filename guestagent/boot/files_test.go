@@ -35,3 +35,10 @@ func TestUserNetBatch(t *testing.T) {
 		t.Fatalf("batch:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestForwardNICBatch(t *testing.T) {
+	want := "link set eth1 mtu 65520 up\naddr add 192.168.65.10/30 dev eth1\n"
+	if got := ForwardNICBatch("eth1"); got != want {
+		t.Fatalf("batch:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 )
 
 func TestWaitNICSkipsVirtualInterfaces(t *testing.T) {
@@ -20,6 +22,22 @@ func TestWaitNICSkipsVirtualInterfaces(t *testing.T) {
 	os.MkdirAll(filepath.Join(sys, "eth0", "device"), 0o755)
 	if n, err := waitNIC(context.Background(), sys, time.Second); err != nil || n != "eth0" {
 		t.Fatalf("nic %q, %v", n, err)
+	}
+}
+
+// The forwarding NIC is never the primary one, whatever its name: the kernel may probe it
+// first.
+func TestWaitNICSkipsTheForwardingNIC(t *testing.T) {
+	sys := t.TempDir()
+	for name, mac := range map[string]string{"eth0": bootparams.ForwardNICMAC, "eth1": "52:54:00:12:34:56"} {
+		os.MkdirAll(filepath.Join(sys, name, "device"), 0o755)
+		os.WriteFile(filepath.Join(sys, name, "address"), []byte(mac+"\n"), 0o644)
+	}
+	if n, err := waitNIC(context.Background(), sys, time.Second); err != nil || n != "eth1" {
+		t.Fatalf("primary NIC %q, %v; want eth1", n, err)
+	}
+	if !isForwardNIC(sys, "eth0") || isForwardNIC(sys, "eth1") || isForwardNIC(sys, "eth9") {
+		t.Fatal("isForwardNIC does not go by the MAC address")
 	}
 }
 

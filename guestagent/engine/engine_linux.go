@@ -47,6 +47,12 @@ type Engine struct {
 	LogDir string
 	// HostGatewayIP, when set, is what `--add-host NAME:host-gateway` maps to.
 	HostGatewayIP string
+	// MTU, when set, is the MTU of the engine's bridge networks, the default one and every
+	// one created without its own: the forwarding NIC's, so that a connection forwarded
+	// into a container carries the link's large frames end to end (a container's MSS,
+	// which its interface's MTU sets, bounds every segment sent to it). Traffic that
+	// leaves through the primary NIC keeps its smaller MSS, which the far end advertises.
+	MTU int
 
 	containerd, dockerd *Supervised
 	wg                  sync.WaitGroup
@@ -60,6 +66,10 @@ func (e *Engine) dockerdArgs() []string {
 	args := []string{"dockerd", "--containerd=" + ContainerdSocket, "-H", "unix://" + DockerSocket}
 	if e.HostGatewayIP != "" {
 		args = append(args, "--host-gateway-ip="+e.HostGatewayIP)
+	}
+	if e.MTU != 0 {
+		args = append(args, fmt.Sprintf("--mtu=%d", e.MTU),
+			fmt.Sprintf("--default-network-opt=bridge=com.docker.network.driver.mtu=%d", e.MTU))
 	}
 	return args
 }
