@@ -170,6 +170,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := drv.Start(ctx); err != nil {
 		return a.fail(fmt.Errorf("start VM: %w", err))
 	}
+	if stop := a.startForwardNIC(drv); stop != nil {
+		cleanups = append(cleanups, stop)
+	}
 	vmDone := make(chan error, 1)
 	go func() { vmDone <- drv.Wait() }()
 	a.emit(Event{Type: EventVMStarted})

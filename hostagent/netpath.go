@@ -9,21 +9,25 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/netstack"
 	"github.com/machine-run/machine/portforward"
 )
 
 // netPath sends forwarded TCP connections to ports the engine publishes on the guest's
-// wildcard address over the hypervisor's network (driver.NetForwarder) instead of the guest
-// channel: one network round trip into the guest, with no relay in the guest agent. Every
-// other request, and any port the driver could not forward, goes through the channel.
-// Connections count against auto-pause as channel streams do: dialing resumes a paused VM.
+// wildcard address straight into the guest's network stack, with no relay in the guest
+// agent: through the forwarding NIC where the driver attached one (driver.ForwardNIC, a
+// TCP/IP stack in this process, see hostagent/netstack), else over the hypervisor's NAT
+// (driver.NetForwarder, one forward per port). Every other request, and any port neither
+// path reaches, goes through the channel. Connections count against auto-pause as channel
+// streams do: dialing resumes a paused VM.
 type netPath struct {
-	fwd     driver.NetForwarder
+	fwd     driver.NetForwarder // nil: the driver has no NAT forwards
 	channel portforward.DialFunc
 	idle    *idler // nil: auto-pause is off
 	log     *slog.Logger
 
 	mu     sync.Mutex
+	nic    *netstack.Stack   // the forwarding NIC's stack, once the VM runs
 	off    bool              // the driver declined every port (driver.ErrUnsupported)
 	addrs  map[uint16]string // guest port -> host address of its forward
 	failed map[uint16]bool   // guest ports the driver refused (the channel serves them)
@@ -41,6 +45,28 @@ func newNetPath(fwd driver.NetForwarder, channel portforward.DialFunc, idle *idl
 		addrs: map[uint16]string{}, failed: map[uint16]bool{}, asking: map[uint16]*ask{}}
 }
 
+// useNIC makes st, the forwarding NIC's stack, the first path; until it stops.
+func (p *netPath) useNIC(st *netstack.Stack) {
+	p.mu.Lock()
+	p.nic = st
+	p.mu.Unlock()
+}
+
+// stack returns the forwarding NIC's stack while it runs, or nil.
+func (p *netPath) stack() *netstack.Stack {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nic == nil {
+		return nil
+	}
+	select {
+	case <-p.nic.Done():
+		p.nic = nil
+	default:
+	}
+	return p.nic
+}
+
 // direct reports whether req is reached over the network: a TCP port the engine's NAT
 // delivers from the guest's primary address (see api.ForwardRequest).
 func direct(req api.ForwardRequest) bool { return req.Proto == "tcp" && req.IP == "" }
@@ -48,6 +74,27 @@ func direct(req api.ForwardRequest) bool { return req.Proto == "tcp" && req.IP =
 // Dial implements portforward.DialFunc.
 func (p *netPath) Dial(ctx context.Context, req api.ForwardRequest) (net.Conn, error) {
 	if !direct(req) {
+		return p.channel(ctx, req)
+	}
+	if st := p.stack(); st != nil {
+		c, err := p.idle.dial(ctx, func() (net.Conn, error) { return st.Dial(ctx, req.Port) })
+		if err == nil || ctx.Err() != nil {
+			return c, err
+		}
+		if errors.Is(err, netstack.ErrNoPeer) {
+			// The guest never configured its end (an image older than this host): stop
+			// asking, or every connection would wait out ARP first.
+			p.mu.Lock()
+			if p.nic == st {
+				p.nic = nil
+			}
+			p.mu.Unlock()
+			p.log.Warn("port forward: the guest does not answer on the forwarding NIC; forwards take the other paths", "err", err)
+		} else {
+			p.log.Warn("port forward: forwarding NIC failed; trying the other paths", "guest_port", req.Port, "err", err)
+		}
+	}
+	if p.fwd == nil {
 		return p.channel(ctx, req)
 	}
 	addr, ok := p.addr(ctx, req.Port)
@@ -134,6 +181,9 @@ func (p *netPath) unforward(ctx context.Context, guestPort uint16, hostAddr stri
 // prune removes the forwards of guest ports no longer published on the wildcard address
 // (ports is the guest's full set), so that a host port never leads to a port nobody publishes.
 func (p *netPath) prune(ctx context.Context, ports []api.Port) {
+	if p.fwd == nil {
+		return
+	}
 	live := map[uint16]bool{}
 	for _, port := range ports {
 		if req := portforward.GuestTarget(port); direct(req) {

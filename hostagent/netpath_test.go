@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/netstack"
 )
 
 // fakeNet forwards every guest port to one loopback echo server, or refuses while refuse is
@@ -253,5 +255,115 @@ func TestNetPathSlowDriver(t *testing.T) {
 	}
 	if _, ok := p.addrs[late]; ok {
 		t.Error("the late forward was kept")
+	}
+}
+
+// nicLink returns a forwarding NIC's host stack whose guest end echoes on port; with
+// port 0 nothing is on the guest end at all (an image that never configured the NIC).
+func nicLink(t *testing.T, port uint16) *netstack.Stack {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("no datagram socket pairs on Windows")
+	}
+	h, v, err := netstack.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := netstack.New(h, netstack.HostEnd(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(); v.Close() })
+	if port == 0 {
+		return host
+	}
+	g, err := net.FileConn(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest, err := netstack.New(g, netstack.GuestEnd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { guest.Close() })
+	l, err := guest.Listen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return host
+}
+
+// TestNetPathForwardNIC: with a forwarding NIC, wildcard TCP publishes go through it and need
+// no per-port forward; a refused port falls back to the channel; a NIC that stopped, or
+// that nothing answers on, sends every later dial to the other paths at once.
+func TestNetPathForwardNIC(t *testing.T) {
+	running, runErr := 0, error(nil)
+	idle, _, _ := testIdler(&running, &runErr)
+	var mu sync.Mutex
+	channelled := 0
+	channel := func(context.Context, api.ForwardRequest) (net.Conn, error) {
+		mu.Lock()
+		channelled++
+		mu.Unlock()
+		return nil, errChannel
+	}
+	p := newNetPath(nil, channel, idle, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	nic := nicLink(t, 9000)
+	p.useNIC(nic)
+
+	c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9000})
+	if err != nil {
+		t.Fatalf("dial through the NIC: %v", err)
+	}
+	if idle.active != 1 {
+		t.Errorf("an open NIC connection holds the machine awake: active %d, want 1", idle.active)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("hi"))
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
+		t.Fatalf("echo through the NIC: %q, %v", buf, err)
+	}
+	c.Close()
+	if idle.active != 0 || channelled != 0 {
+		t.Errorf("after close: active %d (want 0), channel dials %d (want 0)", idle.active, channelled)
+	}
+	for _, req := range []api.ForwardRequest{
+		{Proto: "udp", Port: 9000},
+		{Proto: "tcp", Port: 9000, IP: "127.0.0.1"},
+		{Proto: "tcp", Port: 9001}, // refused by the guest: the channel may know better
+	} {
+		if _, err := p.Dial(ctx, req); !errors.Is(err, errChannel) {
+			t.Errorf("%+v: dial = %v, want the channel", req, err)
+		}
+	}
+	if c, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9000}); err != nil {
+		t.Errorf("a refused port took the NIC out of use: %v", err)
+	} else {
+		c.Close()
+	}
+
+	nic.Close()
+	if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9000}); !errors.Is(err, errChannel) {
+		t.Errorf("dial after the NIC stopped: %v, want the channel", err)
+	}
+
+	p.useNIC(nicLink(t, 0))
+	if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9000}); !errors.Is(err, errChannel) {
+		t.Fatalf("dial with nobody on the NIC: %v, want the channel", err)
+	}
+	began := time.Now()
+	if _, err := p.Dial(ctx, api.ForwardRequest{Proto: "tcp", Port: 9000}); !errors.Is(err, errChannel) || time.Since(began) > time.Second {
+		t.Errorf("second dial with nobody on the NIC: %v after %v, want the channel at once", err, time.Since(began))
 	}
 }

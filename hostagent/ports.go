@@ -7,17 +7,20 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api"
 	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/netstack"
 	"github.com/machine-run/machine/portforward"
 )
 
 const pathPorts = "/v1/ports" // GET: []portforward.Forward
 
 // newForwarder mirrors published ports on the host; raw is the driver itself (a.drv may wrap
-// it for auto-pause). Wildcard TCP publishes take the hypervisor's network where the driver
-// offers one (see netPath).
+// it for auto-pause). Wildcard TCP publishes go straight into the guest's network where the
+// driver offers a way (see netPath).
 func (a *Agent) newForwarder(raw driver.Driver) *portforward.Forwarder {
 	dial := portforward.GuestDialer(a.drv.DialGuest)
-	if nf, ok := raw.(driver.NetForwarder); ok {
+	nf, _ := raw.(driver.NetForwarder)
+	_, nic := raw.(driver.ForwardNIC)
+	if nf != nil || nic {
 		a.net = newNetPath(nf, dial, a.idle, a.log)
 		dial = a.net.Dial
 	}
@@ -26,6 +29,27 @@ func (a *Agent) newForwarder(raw driver.Driver) *portforward.Forwarder {
 		PublishAllInterfaces: a.o.Config.PublishAllInterfaces,
 		Logger:               a.log,
 	}
+}
+
+// startForwardNIC runs the TCP/IP stack on the host end of the forwarding NIC of the VM raw
+// has just started, if it has one, and returns what stops it.
+func (a *Agent) startForwardNIC(raw driver.Driver) func() error {
+	fn, ok := raw.(driver.ForwardNIC)
+	if !ok || a.net == nil {
+		return nil
+	}
+	link := fn.ForwardNIC()
+	if link == nil {
+		return nil
+	}
+	st, err := netstack.New(link, netstack.HostEnd(a.log))
+	if err != nil {
+		link.Close()
+		a.log.Warn("port forward: no forwarding NIC", "err", err)
+		return nil
+	}
+	a.net.useNIC(st)
+	return st.Close
 }
 
 // onPorts receives the guest's full set of published ports and mirrors it on the host.

@@ -57,6 +57,10 @@ type Host struct {
 	// Kernel, when set, is booted instead of the image's kernel: the PVH ELF unpacked from
 	// an amd64 bzImage (see pvhKernel).
 	Kernel string
+	// ForwardNICFD, when non-zero, is QEMU's descriptor of the VM's end of the forwarding
+	// NIC's socket pair (netstack.Pair): QEMU attaches it as a second virtio-net device and
+	// the guest is told to configure it.
+	ForwardNICFD int
 }
 
 // usesVirtiofs reports whether any share is on virtiofs.
@@ -146,6 +150,16 @@ func Args(cfg driver.Config, host Host) ([]string, error) {
 		"-device", "virtio-blk-pci,drive=data",
 		"-netdev", userNetdev(cfg.HostForwards),
 		"-device", "virtio-net-pci,netdev=net0",
+	)
+	if host.ForwardNICFD != 0 {
+		// One Ethernet frame per datagram on the socket pair; host_mtu tells the guest
+		// driver the link's MTU, so the frames carry 64 KiB each.
+		a = append(a,
+			"-netdev", fmt.Sprintf("dgram,id=fwd,local.type=fd,local.str=%d", host.ForwardNICFD),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=fwd,mac=%s,host_mtu=%d", bootparams.ForwardNICMAC, bootparams.ForwardNICMTU),
+		)
+	}
+	a = append(a,
 		"-device", "virtio-rng-pci",
 		// Free page reporting: the guest's virtio_balloon driver reports pages it has freed
 		// (in 2 MiB blocks, a few seconds after they are freed) and QEMU hands them back to
@@ -250,6 +264,7 @@ func bootCmdline(cfg driver.Config, host Host, console string) (string, error) {
 	if host.VsockCID != 0 {
 		p.Channel = bootparams.ChannelVsock
 	}
+	p.ForwardNIC = host.ForwardNICFD != 0
 	line, err := p.Encode()
 	if err != nil {
 		return "", fmt.Errorf("qemu: machine %q: %w", cfg.Name, err)

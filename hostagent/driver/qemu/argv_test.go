@@ -40,6 +40,7 @@ func TestArgs(t *testing.T) {
 		append  []string // substrings of -append
 		devices []string // -device values that must be present
 		absent  []string // -device values that must not be present
+		netdevs []string // -netdev values that must be present
 	}{
 		{
 			name: "linux tcg amd64 serial channel", arch: "amd64",
@@ -47,7 +48,23 @@ func TestArgs(t *testing.T) {
 			machine: "q35", accels: []string{"tcg,tb-size=256,thread=multi"}, cpu: "max",
 			append:  []string{"console=ttyS0", "machine.channel=serial", "machine.net=user", "machine.hostname=dev", "panic=-1"},
 			devices: []string{"virtio-serial-pci,id=vser0,max_ports=2", "virtserialport,bus=vser0.0,chardev=agent,name=machine.agent"},
-			absent:  []string{"vhost-vsock-pci,guest-cid=7"},
+			absent:  []string{"vhost-vsock-pci,guest-cid=7", "virtio-net-pci,netdev=fwd"},
+		},
+		{
+			name: "linux tcg amd64 with the forwarding NIC", arch: "amd64",
+			host:    Host{OS: "linux", Accel: AccelTCG, AgentSocket: "/m/dev/agent.sock", QMPSocket: "/m/dev/qmp.sock", ForwardNICFD: 3},
+			machine: "q35", accels: []string{"tcg,tb-size=256,thread=multi"}, cpu: "max",
+			append:  []string{"machine.channel=serial", "machine.net=user", "machine.fwdnic=on"},
+			devices: []string{"virtio-net-pci,netdev=net0", "virtio-net-pci,netdev=fwd,mac=52:54:00:6d:66:02,host_mtu=65520"},
+			netdevs: []string{"dgram,id=fwd,local.type=fd,local.str=3"},
+		},
+		{
+			name: "linux kvm amd64 vsock and the forwarding NIC after it", arch: "amd64",
+			host:    Host{OS: "linux", Accel: AccelKVM, VsockCID: 1234, VsockFD: 3, ForwardNICFD: 4, QMPSocket: "/m/dev/qmp.sock"},
+			machine: "q35", accels: []string{"kvm"}, cpu: "host",
+			append:  []string{"machine.channel=vsock", "machine.fwdnic=on"},
+			devices: []string{"vhost-vsock-pci,guest-cid=1234,vhostfd=3", "virtio-net-pci,netdev=fwd"},
+			netdevs: []string{"dgram,id=fwd,local.type=fd,local.str=4"},
 		},
 		{
 			name: "linux kvm amd64 vsock", arch: "amd64",
@@ -119,6 +136,15 @@ func TestArgs(t *testing.T) {
 				if strings.Contains(devs, d) {
 					t.Errorf("devices unexpectedly have %q", d)
 				}
+			}
+			netdevs := strings.Join(argValues(args, "-netdev"), "\n")
+			for _, n := range tt.netdevs {
+				if !strings.Contains(netdevs, n) {
+					t.Errorf("netdevs lack %q:\n%s", n, netdevs)
+				}
+			}
+			if tt.host.ForwardNICFD == 0 && strings.Contains(" "+app[0]+" ", " machine.fwdnic=on ") {
+				t.Errorf("-append %q tells the guest of a forwarding NIC it does not have", app[0])
 			}
 			if !strings.Contains(devs, "virtio-balloon-pci,free-page-reporting=on") {
 				t.Errorf("the balloon does not report free pages (memory a container freed would stay with QEMU):\n%s", devs)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/machine-run/machine/guestagent/api/mux"
 	"github.com/machine-run/machine/hostagent/driver"
+	"github.com/machine-run/machine/hostagent/netstack"
 )
 
 // Driver runs one QEMU process.
@@ -28,6 +29,9 @@ type Driver struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
+
+	// fwdNIC is the host end of the forwarding NIC of the VM Start started (nil: none).
+	fwdNIC net.Conn
 
 	link     *mux.Link
 	linkDone chan struct{}
@@ -107,6 +111,15 @@ func (d *Driver) Start(ctx context.Context) error {
 			d.host.Kernel = k
 		}
 	}
+	var extra []*os.File // QEMU's descriptors 3, 4, ...
+	if vsock != nil {
+		extra = append(extra, vsock.File()) // Host.VsockFD
+	}
+	nicVM := d.attachForwardNIC(len(extra))
+	if nicVM != nil {
+		defer nicVM.Close() // QEMU holds its own copy
+		extra = append(extra, nicVM)
+	}
 	args, err := Args(d.cfg, d.host)
 	if err != nil {
 		stopFS()
@@ -132,9 +145,7 @@ func (d *Driver) Start(ctx context.Context) error {
 	d.cmd = exec.Command(d.binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = childAttr()
-	if vsock != nil {
-		d.cmd.ExtraFiles = []*os.File{vsock.File()} // descriptor 3: Host.VsockFD
-	}
+	d.cmd.ExtraFiles = extra
 	if err := startChild(d.cmd, d.exited); err != nil {
 		stopFS()
 		return fmt.Errorf("qemu: start %s: %w", d.binary, err)
@@ -184,6 +195,26 @@ func (d *Driver) useVsock() vsockDevice {
 	d.host.VsockCID, d.host.VsockFD = cid, 3
 	return dev
 }
+
+// attachForwardNIC makes the forwarding NIC's socket pair, for QEMU descriptor 3+n, and
+// returns the VM's end; nil (no NIC, forwards take the other paths) where the host has no
+// datagram socket pairs (Windows) or the pair cannot be made.
+func (d *Driver) attachForwardNIC(n int) *os.File {
+	if d.fwdNIC != nil {
+		d.fwdNIC.Close() // an earlier VM's
+	}
+	d.fwdNIC, d.host.ForwardNICFD = nil, 0
+	host, vm, err := netstack.Pair()
+	if err != nil {
+		slog.Info("qemu: no forwarding NIC; published ports use the user network and the channel", "machine", d.cfg.Name, "err", err)
+		return nil
+	}
+	d.fwdNIC, d.host.ForwardNICFD = host, 3+n
+	return vm
+}
+
+// ForwardNIC implements driver.ForwardNIC.
+func (d *Driver) ForwardNIC() net.Conn { return d.fwdNIC }
 
 // startLink keeps the guest channel over conn, and over a fresh connection to QEMU's chardev
 // (with the token again) whenever it breaks, until QEMU exits.
