@@ -17,8 +17,8 @@ import (
 )
 
 // benchForwarding measures forwarding to one echo server in machine name's guest (image must
-// hold /bin/echoserver): machine's forwarder (a wildcard publish, which it carries over QEMU's
-// network, see hostagent/netpath.go), the raw guest channel (what it carried them over
+// hold /bin/echoserver): machine's forwarder (a wildcard publish, which it carries through the
+// forwarding NIC, see hostagent/netpath.go), the raw guest channel (what it carried them over
 // before, and still carries loopback publishes and UDP over) and QEMU's hostfwd (the machine
 // was created with --qemu-hostfwd tcp:127.0.0.1:19000-:9000), with ratios.
 func benchForwarding(b *testing.B, name, ctxName, image string) {
@@ -30,7 +30,7 @@ func benchForwarding(b *testing.B, name, ctxName, image string) {
 		name string
 		dial func() (net.Conn, error)
 	}{
-		{"machine forwarder (127.0.0.1:9000, network)", func() (net.Conn, error) { return net.Dial("tcp", "127.0.0.1:9000") }},
+		{"machine forwarder (127.0.0.1:9000, NIC)", func() (net.Conn, error) { return net.Dial("tcp", "127.0.0.1:9000") }},
 		{"raw guest channel", func() (net.Conn, error) {
 			return fwd(context.Background(), api.ForwardRequest{Proto: "tcp", Port: 9000})
 		}},
