@@ -16,7 +16,7 @@ const (
 
 // BootParams returns the machine-level part of the boot contract for c: the image's kernel
 // words, root and data devices, hostname, shares, Rosetta and the host clock. Every driver
-// starts from it and sets only its transport (Console, Channel, Net, Token) before encoding,
+// starts from it and sets only its transport (Console, Channel, Net, ForwardNIC, Token) before encoding,
 // so two drivers cannot tell the same machine different things.
 func (c Config) BootParams() (bootparams.Params, error) {
 	p, err := bootparams.Decode(c.Cmdline)
@@ -43,5 +43,6 @@ func (c Config) BootParams() (bootparams.Params, error) {
 	}
 	// Transport fields are the driver's: clear what an image might have said.
 	p.Console, p.Channel, p.Net, p.Token, p.TokenFrom = "", "", "", "", ""
+	p.ForwardNIC = false
 	return p, nil
 }

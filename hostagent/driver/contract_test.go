@@ -40,14 +40,14 @@ func TestDriversTellTheGuestTheSame(t *testing.T) {
 				transport bootparams.Params
 				emulated  bool // TCG: qemu.EmulationKernelWords, and one CPU to boot on (EmulationSMPWords)
 			}{
-				"qemu linux serial": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelTCG, AgentSocket: "/a", QMPSocket: "/q", Token: "00112233445566778899aabbccddeeff", TokenFile: "/t"}),
-					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}, true},
+				"qemu linux serial": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelTCG, AgentSocket: "/a", QMPSocket: "/q", Token: "00112233445566778899aabbccddeeff", TokenFile: "/t", ForwardNICFD: 3}),
+					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, ForwardNIC: true, TokenFrom: bootparams.TokenFwCfg}, true},
 				"qemu linux vsock": {qemuAppend(t, qcfg, qemu.Host{OS: "linux", Accel: qemu.AccelKVM, VsockCID: 3, QMPSocket: "/q"}),
 					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelVsock, Net: bootparams.NetUser}, false},
 				"qemu windows token": {qemuAppend(t, qcfg, qemu.Host{OS: "windows", Accel: qemu.AccelWHPX, AgentPort: 4444, Token: "00112233445566778899aabbccddeeff", TokenFile: `C:\t`, QMPSocket: `C:\q.sock`}),
 					bootparams.Params{Console: "ttyAMA0", Channel: bootparams.ChannelSerial, Net: bootparams.NetUser, TokenFrom: bootparams.TokenFwCfg}, false},
 				"vz": {vzCmdline(t, tc.cfg),
-					bootparams.Params{Console: "hvc0", Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP}, false},
+					bootparams.Params{Console: "hvc0", Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP, ForwardNIC: true}, false},
 			}
 			for name, d := range drivers {
 				want := machineLevel(tc.cfg)
@@ -98,11 +98,12 @@ func machineLevel(cfg driver.Config) bootparams.Params {
 
 func machinePart(p bootparams.Params) bootparams.Params {
 	p.Console, p.Channel, p.Net, p.Token, p.TokenFrom = "", "", "", "", ""
+	p.ForwardNIC = false
 	return p
 }
 
 func transportPart(p bootparams.Params) bootparams.Params {
-	return bootparams.Params{Console: p.Console, Channel: p.Channel, Net: p.Net, Token: p.Token, TokenFrom: p.TokenFrom}
+	return bootparams.Params{Console: p.Console, Channel: p.Channel, Net: p.Net, ForwardNIC: p.ForwardNIC, Token: p.Token, TokenFrom: p.TokenFrom}
 }
 
 func qemuAppend(t *testing.T, cfg driver.Config, host qemu.Host) string {

@@ -5,15 +5,87 @@ package vz
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/Code-Hex/vz/v3"
+
+	"github.com/machine-run/machine/hostagent/netstack"
 )
 
 // buildConfig turns the plan into a validated vz configuration; every decision is in plan.
-// It returns the files the configuration refers to (the serial console); the caller keeps
-// them open while the VM runs and closes them afterwards, also on error.
-func buildConfig(plan Plan) (*vz.VirtualMachineConfiguration, []*os.File, error) {
+// It returns the files the configuration refers to (the serial console, the VM's end of the
+// forwarding NIC); the caller keeps them open while the VM runs and closes them afterwards,
+// also on error. The host end of the forwarding NIC, when the plan has one, is the caller's
+// once buildConfig returns without error.
+func buildConfig(plan Plan) (_ *vz.VirtualMachineConfiguration, files []*os.File, nicHost net.Conn, err error) {
+	defer func() {
+		if err != nil && nicHost != nil {
+			nicHost.Close()
+			nicHost = nil
+		}
+	}()
+	conf, files, err := buildDevices(plan)
+	if err != nil {
+		return nil, files, nil, err
+	}
+	nat, err := networkDevice(plan.Network)
+	if err != nil {
+		return nil, files, nil, err
+	}
+	nics := []*vz.VirtioNetworkDeviceConfiguration{nat}
+	if plan.ForwardNIC != nil {
+		dev, host, vmEnd, err := forwardNIC(*plan.ForwardNIC)
+		if vmEnd != nil {
+			files = append(files, vmEnd)
+		}
+		if err != nil {
+			return nil, files, nil, err
+		}
+		nics, nicHost = append(nics, dev), host
+	}
+	conf.SetNetworkDevicesVirtualMachineConfiguration(nics)
+	if ok, err := conf.Validate(); !ok || err != nil {
+		if err == nil {
+			err = errors.New("rejected without a reason")
+		}
+		return nil, files, nicHost, fmt.Errorf("invalid vm configuration (%d CPUs, %d MiB): %w", plan.CPUs, plan.MemoryBytes>>20, err)
+	}
+	return conf, files, nicHost, nil
+}
+
+// forwardNIC attaches one end of a new netstack.Pair as a virtio-net device and returns the
+// device, the host end and the VM's end (which must stay open while the VM runs).
+func forwardNIC(f ForwardNIC) (*vz.VirtioNetworkDeviceConfiguration, net.Conn, *os.File, error) {
+	host, vmEnd, err := netstack.Pair()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("forwarding NIC: %w", err)
+	}
+	fail := func(what string, err error) (*vz.VirtioNetworkDeviceConfiguration, net.Conn, *os.File, error) {
+		host.Close()
+		return nil, nil, vmEnd, fmt.Errorf("forwarding NIC: %s: %w", what, err)
+	}
+	att, err := vz.NewFileHandleNetworkDeviceAttachment(vmEnd)
+	if err != nil {
+		return fail("file-handle attachment", err)
+	}
+	if err := att.SetMaximumTransmissionUnit(f.MTU); err != nil {
+		return fail(fmt.Sprintf("MTU %d", f.MTU), err)
+	}
+	dev, err := vz.NewVirtioNetworkDeviceConfiguration(att)
+	if err != nil {
+		return fail("virtio network device", err)
+	}
+	mac, err := vz.NewMACAddress(f.MAC)
+	if err != nil {
+		return fail("mac address "+f.MAC.String(), err)
+	}
+	dev.SetMACAddress(mac)
+	return dev, host, vmEnd, nil
+}
+
+// buildDevices is the configuration with every device but the network ones, unvalidated.
+func buildDevices(plan Plan) (*vz.VirtualMachineConfiguration, []*os.File, error) {
 	boot, err := vz.NewLinuxBootLoader(plan.Kernel,
 		vz.WithInitrd(plan.Initrd),
 		vz.WithCommandLine(plan.Cmdline),
@@ -31,12 +103,6 @@ func buildConfig(plan Plan) (*vz.VirtualMachineConfiguration, []*os.File, error)
 		return nil, nil, err
 	}
 	conf.SetStorageDevicesVirtualMachineConfiguration(disks)
-
-	nic, err := networkDevice(plan.Network)
-	if err != nil {
-		return nil, nil, err
-	}
-	conf.SetNetworkDevicesVirtualMachineConfiguration([]*vz.VirtioNetworkDeviceConfiguration{nic})
 
 	console, files, err := serialConsole(plan.SerialLog)
 	if err != nil {
@@ -74,12 +140,6 @@ func buildConfig(plan Plan) (*vz.VirtualMachineConfiguration, []*os.File, error)
 		conf.SetDirectorySharingDevicesVirtualMachineConfiguration(shares)
 	}
 
-	if ok, err := conf.Validate(); !ok || err != nil {
-		if err == nil {
-			err = errors.New("rejected without a reason")
-		}
-		return nil, files, fmt.Errorf("invalid vm configuration (%d CPUs, %d MiB): %w", plan.CPUs, plan.MemoryBytes>>20, err)
-	}
 	return conf, files, nil
 }
 

@@ -27,7 +27,8 @@ type Driver struct {
 	mu     sync.Mutex
 	vm     *vz.VirtualMachine
 	socket *vz.VirtioSocketDevice
-	files  []*os.File // serial console handles; vz does not own them
+	files  []*os.File // serial console handles, the forwarding NIC's VM end; vz does not own them
+	fwdNIC net.Conn   // host end of the forwarding NIC (ForwardNIC)
 
 	onHost func(service uint32) func(net.Conn) // host services (ServeHost), or nil
 
@@ -40,7 +41,15 @@ var (
 	_ driver.Driver        = (*Driver)(nil)
 	_ driver.StateReporter = (*Driver)(nil)
 	_ driver.HostServer    = (*Driver)(nil)
+	_ driver.ForwardNIC    = (*Driver)(nil)
 )
+
+// ForwardNIC implements driver.ForwardNIC.
+func (d *Driver) ForwardNIC() net.Conn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwdNIC
+}
 
 // ServeHost implements driver.HostServer: once the VM runs, the host services listen on
 // their vsock ports of the VM's socket device. Call it before Start.
@@ -184,22 +193,27 @@ func (d *Driver) create() (*vz.VirtualMachine, error) {
 	if err != nil {
 		return nil, err
 	}
-	conf, files, err := buildConfig(plan)
+	conf, files, nic, err := buildConfig(plan)
 	if err != nil {
 		closeFiles(files)
 		return nil, fmt.Errorf("machine %q: %w", d.cfg.Name, err)
 	}
+	fail := func(err error) (*vz.VirtualMachine, error) {
+		closeFiles(files)
+		if nic != nil {
+			nic.Close()
+		}
+		return nil, err
+	}
 	vm, err := vz.NewVirtualMachine(conf)
 	if err != nil {
-		closeFiles(files)
-		return nil, fmt.Errorf("machine %q: create VM: %w", d.cfg.Name, err)
+		return fail(fmt.Errorf("machine %q: create VM: %w", d.cfg.Name, err))
 	}
 	socks := vm.SocketDevices()
 	if len(socks) == 0 {
-		closeFiles(files)
-		return nil, fmt.Errorf("machine %q: VM has no virtio socket device", d.cfg.Name)
+		return fail(fmt.Errorf("machine %q: VM has no virtio socket device", d.cfg.Name))
 	}
-	d.vm, d.socket, d.files = vm, socks[0], files
+	d.vm, d.socket, d.files, d.fwdNIC = vm, socks[0], files, nic
 	return vm, nil
 }
 

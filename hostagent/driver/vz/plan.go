@@ -25,10 +25,14 @@ type Plan struct {
 	// Rosetta, when set, attaches Apple's Rosetta share under its tag.
 	Rosetta *RosettaShare
 
-	Network   Network
-	SerialLog string // the virtio console (hvc0) is appended to this file
-	Vsock     bool   // the guest agent's channel
-	Entropy   bool
+	Network Network
+	// ForwardNIC, when set, is the forwarding NIC (bootparams.ForwardNICMAC): a second
+	// virtio-net device on a file-handle attachment whose other end the host agent runs
+	// its TCP/IP stack on.
+	ForwardNIC *ForwardNIC
+	SerialLog  string // the virtio console (hvc0) is appended to this file
+	Vsock      bool   // the guest agent's channel
+	Entropy    bool
 	// Balloon attaches Apple's traditional memory balloon. Virtualization.framework lets the
 	// host set a target size (inflate it to take memory back) but has no free page reporting:
 	// pages the guest frees are not given back unless the host shrinks the target.
@@ -79,6 +83,13 @@ type Network struct {
 	MAC  net.HardwareAddr
 }
 
+// ForwardNIC is the forwarding NIC's device: its MAC and the MTU its attachment is given
+// (the framework's file-handle attachment takes up to 65535 since macOS 13).
+type ForwardNIC struct {
+	MAC net.HardwareAddr
+	MTU int
+}
+
 // NetworkNAT is the framework's NAT attachment, which serves DHCP.
 const NetworkNAT = "nat"
 
@@ -119,6 +130,11 @@ func NewPlan(cfg driver.Config, opts Options) (Plan, error) {
 		return Plan{}, fmt.Errorf("vz: %w", err)
 	}
 	p.Console, p.Channel, p.Net = console, channel, netMode
+	p.ForwardNIC = true
+	fwdMAC, err := net.ParseMAC(bootparams.ForwardNICMAC)
+	if err != nil {
+		return Plan{}, fmt.Errorf("vz: forwarding NIC: %w", err)
+	}
 	line, err := p.Encode()
 	if err != nil {
 		return Plan{}, fmt.Errorf("vz: machine %q: %w", cfg.Name, err)
@@ -130,9 +146,10 @@ func NewPlan(cfg driver.Config, opts Options) (Plan, error) {
 			{ID: "machine-root", Path: cfg.RootImage, ReadOnly: true, Caching: CachingCached, Sync: SyncFsync},
 			{ID: "machine-data", Path: cfg.DataDisk, Caching: CachingCached, Sync: SyncFsync},
 		},
-		Network:   Network{Mode: NetworkNAT, MAC: macForName(cfg.Name)},
-		SerialLog: cfg.SerialLog,
-		Vsock:     true, Entropy: true, Balloon: true,
+		Network:    Network{Mode: NetworkNAT, MAC: macForName(cfg.Name)},
+		ForwardNIC: &ForwardNIC{MAC: fwdMAC, MTU: bootparams.ForwardNICMTU},
+		SerialLog:  cfg.SerialLog,
+		Vsock:      true, Entropy: true, Balloon: true,
 	}
 	for _, s := range cfg.Shares {
 		plan.Shares = append(plan.Shares, Share{Tag: s.Tag, HostPath: s.HostPath, ReadOnly: s.ReadOnly})

@@ -39,6 +39,9 @@ func TestPlanDevices(t *testing.T) {
 	if p.Network.Mode != NetworkNAT || !bytes.Equal(p.Network.MAC, macForName("default")) {
 		t.Errorf("network = %+v, want NAT with the machine's stable MAC", p.Network)
 	}
+	if f := p.ForwardNIC; f == nil || f.MAC.String() != bootparams.ForwardNICMAC || f.MTU != bootparams.ForwardNICMTU || !strings.Contains(" "+p.Cmdline+" ", " machine.fwdnic=on ") {
+		t.Errorf("forwarding NIC %+v, command line %q: want the contract's MAC and MTU, and the guest told", p.ForwardNIC, p.Cmdline)
+	}
 	if !p.Vsock || !p.Entropy || !p.Balloon || p.SerialLog != "/Users/me/.machine/default/serial.log" {
 		t.Errorf("vsock %v entropy %v balloon %v serial %q", p.Vsock, p.Entropy, p.Balloon, p.SerialLog)
 	}
@@ -120,7 +123,7 @@ func TestPlanCmdline(t *testing.T) {
 	want := bootparams.Params{
 		Kernel: []string{"softlockup_panic=1", "panic=-1"}, RootFSType: "squashfs",
 		Console: "hvc0", Root: "/dev/vda", Data: "/dev/vdb",
-		Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP, Hostname: "default",
+		Channel: bootparams.ChannelVsock, Net: bootparams.NetDHCP, ForwardNIC: true, Hostname: "default",
 		Time: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC),
 	}
 	if !reflect.DeepEqual(got, want) {
