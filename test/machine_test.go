@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/machine-run/machine/guestagent/api/bootparams"
 	"github.com/machine-run/machine/hostagent"
 	"github.com/machine-run/machine/hostagent/driver/qemu"
 )
@@ -282,10 +284,24 @@ func testPorts(t *testing.T, ctxName string) {
 	docker(t, ctxName, "", "run", "-d", "--name", "udp", "-p", "5353:5353/udp", "busybox:e2e", "/bin/echoserver", "-udp", ":5353")
 	waitUDPEcho(t, "127.0.0.1:5353", 20*time.Second)
 
-	// The wildcard publish rides QEMU's network (a hostfwd rule to the guest's port 8080),
-	// the loopback one the guest channel.
-	if fw := qemuForwards(t, "e2e"); !fw["8080"] || fw["8081"] {
-		t.Errorf("QEMU forwards guest ports %v; want 8080 (published on the wildcard), not 8081 (loopback)", fw)
+	// The wildcard publish goes through the forwarding NIC, the loopback one through the
+	// guest channel: count the packets the guest's end of the NIC receives for each, and QEMU
+	// sets up no user-network forward for either.
+	for _, c := range []struct {
+		port string
+		nic  bool
+	}{{"8081", false}, {"8080", true}} {
+		before := forwardNICRx(t, "e2e")
+		for i := 0; i < 10; i++ {
+			waitHTTP(t, "http://127.0.0.1:"+c.port+"/index.html", 5*time.Second)
+		}
+		got := forwardNICRx(t, "e2e") - before
+		if c.nic && got < 30 || !c.nic && got >= 10 {
+			t.Errorf("10 requests to port %s: the forwarding NIC received %d packets; want %s", c.port, got, map[bool]string{true: "at least 30 (3 per request)", false: "fewer than 10 (the channel carries them)"}[c.nic])
+		}
+	}
+	if fw := qemuForwards(t, "e2e"); len(fw) != 0 {
+		t.Errorf("QEMU forwards guest ports %v from the host; want none (the forwarding NIC carries wildcard publishes)", fw)
 	}
 
 	ports := machine(t, "ports", "e2e", "--format", "json")
@@ -307,11 +323,18 @@ func testPorts(t *testing.T, ctxName string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for end := time.Now().Add(10 * time.Second); qemuForwards(t, "e2e")["8080"]; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("QEMU still forwards to guest port 8080 after docker rm -f")
-		}
+}
+
+// forwardNICRx returns how many packets the guest's end of the forwarding NIC has received.
+func forwardNICRx(t *testing.T, name string) int {
+	t.Helper()
+	script := `for d in /sys/class/net/*; do if [ "$(cat $d/address)" = ` + bootparams.ForwardNICMAC + ` ]; then cat $d/statistics/rx_packets; fi; done`
+	out := strings.TrimSpace(machine(t, "shell", name, "--", "sh", "-c", script))
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		t.Fatalf("the guest has no forwarding NIC (its counters read %q)", out)
 	}
+	return n
 }
 
 // qemuForwards returns the guest ports QEMU's user network forwards from the host, read off
