@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,6 +182,44 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		mutate(&c)
 		if _, err := New(h, c); err == nil {
 			t.Errorf("%s: New accepted %+v", name, c)
+		}
+	}
+}
+
+// TestPairBuffers: each end of a link can queue several full frames, and its receive buffer
+// is at least twice its send buffer, as Apple's file-handle attachment expects of the socket.
+func TestPairBuffers(t *testing.T) {
+	h, v, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	defer v.Close()
+	raw, err := h.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, fd := range map[string]int{"host": -1, "vm": int(v.Fd())} {
+		var snd, rcv int
+		var serr, rerr error
+		get := func(fd uintptr) {
+			snd, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+			rcv, rerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		}
+		if fd < 0 {
+			raw.Control(get)
+		} else {
+			get(uintptr(fd))
+		}
+		if serr != nil || rerr != nil {
+			t.Fatalf("%s end: getsockopt: %v, %v", name, serr, rerr)
+		}
+		if rcv < linkReceiveBuffer {
+			t.Skipf("%s end: the host caps the receive buffer at %d bytes (asked for %d)", name, rcv, linkReceiveBuffer)
+		}
+		frame := int(HostEnd(nil).MTU) + 14
+		if snd < 4*frame || rcv < 2*snd {
+			t.Errorf("%s end: send buffer %d, receive buffer %d; want room for 4 frames of %d and a receive buffer at least twice the send buffer", name, snd, rcv, frame)
 		}
 	}
 }

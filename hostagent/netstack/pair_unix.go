@@ -9,9 +9,14 @@ import (
 	"syscall"
 )
 
-// linkBuffer is each end's socket buffer: room for a few dozen full frames, so a burst the
-// other end has not read yet is not dropped.
-const linkBuffer = 4 << 20
+// Each end's socket buffers: the send buffer holds about 16 full frames, and the receive
+// buffer, four times that, a burst the other end has not read yet. Apple's framework expects
+// the receive buffer of a file-handle attachment's socket to be at least twice its send
+// buffer and recommends four times.
+const (
+	linkSendBuffer    = 1 << 20
+	linkReceiveBuffer = 4 * linkSendBuffer
+)
 
 // Pair returns the two ends of a new link: a datagram socket pair, the host agent's end as a
 // connection for New and the VM's end as a file to hand to the hypervisor.
@@ -22,8 +27,8 @@ func Pair() (host net.Conn, vm *os.File, err error) {
 	}
 	for _, fd := range fds {
 		// Best effort: a host that caps buffers lower still works, with more drops under load.
-		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, linkBuffer)
-		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, linkBuffer)
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, linkSendBuffer)
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, linkReceiveBuffer)
 	}
 	syscall.CloseOnExec(fds[0])
 	syscall.CloseOnExec(fds[1])
