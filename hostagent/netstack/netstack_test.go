@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -165,13 +166,19 @@ func TestStackStopsWhenTheLinkCloses(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadConfig(t *testing.T) {
+// pair returns the two ends of a new Pair, closed when the test ends.
+func pair(t *testing.T) (host net.Conn, vm *os.File) {
+	t.Helper()
 	h, v, err := Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	defer v.Close()
+	t.Cleanup(func() { h.Close(); v.Close() })
+	return h, v
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	h, _ := pair(t)
 	good := HostEnd(nil)
 	for name, mutate := range map[string]func(*Config){
 		"IPv6 address": func(c *Config) { c.Addr = netip.MustParsePrefix("fd00::1/64") },
@@ -189,37 +196,24 @@ func TestNewRefusesBadConfig(t *testing.T) {
 // TestPairBuffers: each end of a link can queue several full frames, and its receive buffer
 // is at least twice its send buffer, as Apple's file-handle attachment expects of the socket.
 func TestPairBuffers(t *testing.T) {
-	h, v, err := Pair()
+	h, vm := pair(t)
+	host, err := h.(*net.UnixConn).File() // a duplicate descriptor of the same socket
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	defer v.Close()
-	raw, err := h.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, fd := range map[string]int{"host": -1, "vm": int(v.Fd())} {
-		var snd, rcv int
-		var serr, rerr error
-		get := func(fd uintptr) {
-			snd, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
-			rcv, rerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-		}
-		if fd < 0 {
-			raw.Control(get)
-		} else {
-			get(uintptr(fd))
-		}
+	defer host.Close()
+	frame := int(HostEnd(nil).MTU) + 14
+	for name, end := range map[string]*os.File{"host end": host, "VM end": vm} {
+		snd, serr := syscall.GetsockoptInt(int(end.Fd()), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+		rcv, rerr := syscall.GetsockoptInt(int(end.Fd()), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
 		if serr != nil || rerr != nil {
-			t.Fatalf("%s end: getsockopt: %v, %v", name, serr, rerr)
+			t.Fatalf("%s: getsockopt: %v, %v", name, serr, rerr)
 		}
 		if rcv < linkReceiveBuffer {
-			t.Skipf("%s end: the host caps the receive buffer at %d bytes (asked for %d)", name, rcv, linkReceiveBuffer)
+			t.Skipf("%s: the host caps the receive buffer at %d bytes (asked for %d)", name, rcv, linkReceiveBuffer)
 		}
-		frame := int(HostEnd(nil).MTU) + 14
 		if snd < 4*frame || rcv < 2*snd {
-			t.Errorf("%s end: send buffer %d, receive buffer %d; want room for 4 frames of %d and a receive buffer at least twice the send buffer", name, snd, rcv, frame)
+			t.Errorf("%s: send buffer %d, receive buffer %d; want room for 4 frames of %d and a receive buffer at least twice the send buffer", name, snd, rcv, frame)
 		}
 	}
 }
